@@ -1,0 +1,63 @@
+"""optimist: HTTP APIs that never lose an update.
+
+The names here are the framework-free core: standard library only, no I/O. The
+integrations live in their own modules, named after what they integrate, and are
+imported explicitly: ``optimist.sqlalchemy``, ``optimist.fastapi``, ``optimist.httpx``.
+"""
+
+from optimist.conditions import Condition, ResourceState
+from optimist.errors import (
+    ExpiredToken,
+    ForeignToken,
+    InvalidEntityTag,
+    InvalidInput,
+    InvalidToken,
+    InvalidVectorClock,
+    MalformedToken,
+    MergeConflict,
+    NotModified,
+    OptimistError,
+    PreconditionError,
+    PreconditionFailed,
+    PreconditionRequired,
+    ResourceExists,
+    ResourceNotFound,
+    TamperedToken,
+    VersionConflict,
+)
+from optimist.etag import ANY, Comparison, EntityTag, TagMatch
+from optimist.policy import PreconditionPolicy, Requirement
+from optimist.preconditions import Outcome, Preconditions, evaluate
+from optimist.problem import Problem
+
+__all__ = [
+    "ANY",
+    "Comparison",
+    "Condition",
+    "EntityTag",
+    "ExpiredToken",
+    "ForeignToken",
+    "InvalidEntityTag",
+    "InvalidInput",
+    "InvalidToken",
+    "InvalidVectorClock",
+    "MalformedToken",
+    "MergeConflict",
+    "NotModified",
+    "OptimistError",
+    "Outcome",
+    "PreconditionError",
+    "PreconditionFailed",
+    "PreconditionPolicy",
+    "PreconditionRequired",
+    "Preconditions",
+    "Problem",
+    "Requirement",
+    "ResourceExists",
+    "ResourceNotFound",
+    "ResourceState",
+    "TagMatch",
+    "TamperedToken",
+    "VersionConflict",
+    "evaluate",
+]

@@ -1,0 +1,244 @@
+"""The one exception tree of optimist.
+
+Every error the library raises derives from :class:`OptimistError`, carries the
+fields a caller needs to act on it, and knows the HTTP status it stands for, so
+that one handler can turn any of them into problem details (RFC 9457)::
+
+    OptimistError                      status  fields
+    ├── InvalidInput                    400    field, value, reason
+    │   ├── InvalidEntityTag            400    field, value, reason, position
+    │   ├── InvalidVectorClock          400    field, value, reason
+    │   └── InvalidToken                400    field, value, reason   (cursors, CSRF tokens)
+    │       ├── MalformedToken          400
+    │       ├── TamperedToken           400
+    │       ├── ForeignToken            400
+    │       └── ExpiredToken            410    issued_at, max_age
+    ├── PreconditionError
+    │   ├── PreconditionRequired        428    method, header (400 where a policy says so)
+    │   ├── PreconditionFailed          412    current_etag
+    │   │   └── VersionConflict         412    current_etag, ordering, conflict, current_clock
+    │   └── NotModified                 304    current_etag
+    ├── ResourceNotFound                404    resource, key
+    ├── ResourceExists                  409    resource, key
+    └── MergeConflict                   409    base, theirs, mine, paths
+
+``NotModified`` is an outcome rather than a failure, but raising it lets a
+handler deep inside a request end it with 304 the same way it ends others.
+
+The core modules raise these; integrations translate them into responses and
+never invent parallel types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from optimist.etag import EntityTag
+    from optimist.vclock import Ordering, VectorClock
+
+__all__ = [
+    "ExpiredToken",
+    "ForeignToken",
+    "InvalidEntityTag",
+    "InvalidInput",
+    "InvalidToken",
+    "InvalidVectorClock",
+    "MalformedToken",
+    "MergeConflict",
+    "NotModified",
+    "OptimistError",
+    "PreconditionError",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "ResourceExists",
+    "ResourceNotFound",
+    "TamperedToken",
+    "VersionConflict",
+]
+
+
+def _preview(value: str, limit: int = 80) -> str:
+    """Shorten hostile input before it is echoed back in a message."""
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+class OptimistError(Exception):
+    """Base of every error optimist raises; ``status`` is the HTTP status it stands for."""
+
+    #: The HTTP status this error stands for; a class default an instance may override.
+    status: int = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(OptimistError, ValueError):
+    """A value from the outside (a header, a token, a body member) could not be parsed."""
+
+    status = 400
+
+    def __init__(self, field: str, value: str, reason: str) -> None:
+        super().__init__(f"invalid {field}: {reason}")
+        self.field = field
+        self.value = value
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        shown = _preview(self.value)
+        return (
+            f"{type(self).__name__}(field={self.field!r}, value={shown!r}, reason={self.reason!r})"
+        )
+
+
+class InvalidEntityTag(InvalidInput):
+    """An entity-tag field value does not follow RFC 9110 §8.8.3; ``position`` is where it broke."""
+
+    def __init__(self, field: str, value: str, reason: str, position: int) -> None:
+        super().__init__(field, value, f"{reason} at position {position}")
+        self.position = position
+
+
+class InvalidVectorClock(InvalidInput):
+    """A vector clock is malformed or exceeds the bounds that keep hostile input cheap."""
+
+
+class InvalidToken(InvalidInput):
+    """A signed token (a cursor, a CSRF token) cannot be used; the subclass says why."""
+
+
+class MalformedToken(InvalidToken):
+    """The token is not one optimist could have issued (bad encoding or structure)."""
+
+
+class TamperedToken(InvalidToken):
+    """The token's signature matches none of the configured keys."""
+
+
+class ForeignToken(InvalidToken):
+    """The token is genuine but was issued for another purpose (another query, tenant…)."""
+
+
+class ExpiredToken(InvalidToken):
+    """The token (or the snapshot it carries) is older than its maximum age: 410 Gone."""
+
+    status = 410
+
+    def __init__(self, field: str, value: str, issued_at: datetime, max_age: timedelta) -> None:
+        super().__init__(field, value, f"issued {issued_at.isoformat()}, older than {max_age}")
+        self.issued_at = issued_at
+        self.max_age = max_age
+
+
+class PreconditionError(OptimistError):
+    """A conditional request did not go ahead (RFC 9110 §13)."""
+
+
+class PreconditionRequired(PreconditionError):
+    """The route requires a precondition the request lacked (RFC 6585 §3, or 400 by policy)."""
+
+    status = 428
+
+    def __init__(
+        self, method: str, header: str, status: int = 428, detail: str | None = None
+    ) -> None:
+        super().__init__(
+            detail
+            or f"{method} requires an {header} header: fetch the resource, then resend with "
+            f"{header} set to its ETag"
+        )
+        self.method = method
+        self.header = header
+        self.status = status
+
+
+class PreconditionFailed(PreconditionError):
+    """A precondition evaluated false (RFC 9110 §13.1); ``current_etag`` is what is stored now."""
+
+    status = 412
+
+    def __init__(self, current_etag: EntityTag | None, detail: str | None = None) -> None:
+        super().__init__(detail or "precondition failed: the resource has changed")
+        self.current_etag = current_etag
+
+
+class VersionConflict(PreconditionFailed):
+    """A vector-clock precondition failed: the client's clock is stale or concurrent."""
+
+    def __init__(
+        self,
+        current_etag: EntityTag | None,
+        ordering: Ordering,
+        current_clock: VectorClock,
+        detail: str | None = None,
+    ) -> None:
+        # A clock dominated by the stored one missed writes ("stale"); any other
+        # inequality, including one claiming writes the server never saw, cannot be
+        # ordered against what is stored ("concurrent").
+        self.conflict = "stale" if ordering.value == "before" else "concurrent"
+        super().__init__(
+            current_etag,
+            detail
+            or (
+                "the vector clock sent is stale: the resource has been modified since"
+                if self.conflict == "stale"
+                else "the vector clock sent is concurrent with the stored one"
+            ),
+        )
+        self.ordering = ordering
+        self.current_clock = current_clock
+
+
+class NotModified(PreconditionError):
+    """The selected representation has not changed (RFC 9110 §15.4.5): answer 304."""
+
+    status = 304
+
+    def __init__(self, current_etag: EntityTag | None) -> None:
+        super().__init__("not modified")
+        self.current_etag = current_etag
+
+
+class ResourceNotFound(OptimistError):
+    """No resource exists at the target (or it belongs to someone else)."""
+
+    status = 404
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(f"{resource} {key!s} not found")
+        self.resource = resource
+        self.key = key
+
+
+class ResourceExists(OptimistError):
+    """A create without ``If-None-Match: *`` hit a key that is taken."""
+
+    status = 409
+
+    def __init__(self, resource: str, key: object) -> None:
+        super().__init__(f"{resource} {key!s} already exists")
+        self.resource = resource
+        self.key = key
+
+
+class MergeConflict(OptimistError):
+    """Both sides changed the same paths differently; ``paths`` lists them."""
+
+    status = 409
+
+    def __init__(
+        self,
+        base: Any,
+        theirs: Any,
+        mine: Any,
+        paths: Sequence[tuple[str, ...]],
+    ) -> None:
+        shown = ", ".join("/".join(p) or "<root>" for p in paths)
+        super().__init__(f"conflicting changes at {shown}")
+        self.base = base
+        self.theirs = theirs
+        self.mine = mine
+        self.paths = tuple(paths)
