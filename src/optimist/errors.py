@@ -15,7 +15,7 @@ that one handler can turn any of them into problem details (RFC 9457)::
     │       └── ExpiredToken            410    issued_at, max_age
     ├── PreconditionError
     │   ├── PreconditionRequired        428    method, header (400 where a policy says so)
-    │   ├── PreconditionFailed          412    current_etag
+    │   ├── PreconditionFailed          412    current_etag, current
     │   │   └── VersionConflict         412    current_etag, ordering, conflict, current_clock
     │   └── NotModified                 304    current_etag
     ├── ResourceNotFound                404    resource, key
@@ -156,13 +156,20 @@ class PreconditionRequired(PreconditionError):
 
 
 class PreconditionFailed(PreconditionError):
-    """A precondition evaluated false (RFC 9110 §13.1); ``current_etag`` is what is stored now."""
+    """A precondition evaluated false (RFC 9110 §13.1); ``current_etag`` is what is stored now.
+
+    ``current`` is the current state of the resource when the store that refused the
+    write read it (e.g. an ``optimist.sqlalchemy.Record``), for a 412 that shows it.
+    """
 
     status = 412
 
-    def __init__(self, current_etag: EntityTag | None, detail: str | None = None) -> None:
+    def __init__(
+        self, current_etag: EntityTag | None, detail: str | None = None, *, current: Any = None
+    ) -> None:
         super().__init__(detail or "precondition failed: the resource has changed")
         self.current_etag = current_etag
+        self.current = current
 
 
 class VersionConflict(PreconditionFailed):
