@@ -83,16 +83,12 @@ def _checked_node(node: object) -> str:
 
 
 def _checked(pairs: Iterable[tuple[object, object]]) -> dict[str, int]:
-    """The canonical counters (sorted, zeros dropped) of node/counter pairs, or _Rejected."""
+    """The canonical counters (sorted, zeros dropped) of a mapping's items, or _Rejected."""
     counters: dict[str, int] = {}
-    seen: set[str] = set()
-    for node, counter in pairs:
-        name = _checked_node(node)
-        if name in seen:
-            raise _Rejected(f"node {_shown(name)} appears twice")
-        seen.add(name)
-        if len(seen) > MAX_NODES:
+    for count, (node, counter) in enumerate(pairs, start=1):
+        if count > MAX_NODES:
             raise _Rejected(f"more than {MAX_NODES} nodes")
+        name = _checked_node(node)
         # bool is an int in Python but never a counter in JSON.
         if isinstance(counter, bool) or not isinstance(counter, int):
             raise _Rejected(f"the counter of node {_shown(name)} must be an integer")
