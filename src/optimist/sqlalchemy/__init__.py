@@ -1,0 +1,57 @@
+"""SQLAlchemy 2 (Core, asyncio) integration: preconditions enforced inside the write.
+
+* :func:`create_engine`: an async engine for SQLite (WAL, busy timeout, BEGIN
+  IMMEDIATE) or PostgreSQL (asyncpg, a resilient pool);
+* :func:`versioned_table` / :class:`Versioned`: a table whose rows carry an ETag, a
+  modification time and a place in the write sequence;
+* :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
+  writes whose precondition (an :class:`optimist.conditions.Condition`) is part of the
+  statement;
+* :func:`page`: keyset pages with a snapshot watermark.
+"""
+
+from optimist.sqlalchemy.compiler import Clause, where
+from optimist.sqlalchemy.engine import (
+    SQLITE_BEGIN,
+    Bind,
+    create_engine,
+    reading,
+    transaction,
+)
+from optimist.sqlalchemy.pages import Page, page
+from optimist.sqlalchemy.sequence import SEQUENCES_TABLE, sequences
+from optimist.sqlalchemy.versioned import (
+    EtagRecipe,
+    Record,
+    UTCDateTime,
+    Versioned,
+    sha256_tag,
+    versioned_table,
+)
+from optimist.sqlalchemy.writes import Scope, create, delete, find, get, update
+
+__all__ = [
+    "SEQUENCES_TABLE",
+    "SQLITE_BEGIN",
+    "Bind",
+    "Clause",
+    "EtagRecipe",
+    "Page",
+    "Record",
+    "Scope",
+    "UTCDateTime",
+    "Versioned",
+    "create",
+    "create_engine",
+    "delete",
+    "find",
+    "get",
+    "page",
+    "reading",
+    "sequences",
+    "sha256_tag",
+    "transaction",
+    "update",
+    "versioned_table",
+    "where",
+]

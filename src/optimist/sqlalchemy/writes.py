@@ -1,0 +1,287 @@
+"""Conditional reads and writes of one row, with the precondition inside the statement.
+
+Each write is one statement whose WHERE clause (or ON CONFLICT clause) is the request's
+precondition, so a concurrent writer can never change the row between the check and
+the write (SPEC §1, "No lost update")::
+
+    update  UPDATE t SET …, etag = :new, updated_at = :now
+              WHERE pk = :pk AND <scope> AND <condition> RETURNING *
+    delete  DELETE FROM t WHERE pk = :pk AND <scope> AND <condition> RETURNING *
+    create  INSERT INTO t (…) … ON CONFLICT (pk) DO NOTHING RETURNING *
+
+On success that is the only round trip. Only when no row comes back does a write read
+the row once more, to tell the caller *why*: no row in scope → :class:`ResourceNotFound`
+(404), a row → :class:`PreconditionFailed` (412) whose ``current_etag`` and ``current``
+(a :class:`Record`) describe it. That read decides the error, never whether to write.
+A condition that no existing row can meet (``NEVER``, a malformed If-Match) skips the
+statement and goes straight to that read.
+
+``scope`` adds equality filters (``{"tenant_id": 7}``) to every statement, so that
+another tenant's row is a 404 for every operation, and fills them in on create.
+
+Every function takes a :data:`~optimist.sqlalchemy.engine.Bind`: given an engine it
+runs in a transaction of its own; given a connection already in a transaction it
+joins it and leaves the commit to the caller (see
+:func:`~optimist.sqlalchemy.engine.transaction`). A value the database refuses (a
+unique email, a CHECK) is raised as a typed error (:mod:`optimist.sqlalchemy.integrity`);
+on PostgreSQL that also aborts a caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy import ColumnDefault, ColumnElement, Table, and_, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import update as sql_update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.schema import CallableColumnDefault
+
+from optimist.conditions import ALWAYS, Condition, ResourceState
+from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
+from optimist.sqlalchemy.compiler import where
+from optimist.sqlalchemy.engine import Bind, transaction
+from optimist.sqlalchemy.integrity import translate
+from optimist.sqlalchemy.sequence import advance
+from optimist.sqlalchemy.versioned import Record, Versioned
+
+__all__ = ["Scope", "create", "delete", "find", "get", "update"]
+
+#: Equality filters every statement of a request carries, e.g. ``{"tenant_id": 7}``.
+Scope: TypeAlias = Mapping[str, Any]
+
+
+async def get(
+    bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
+) -> Record:
+    """The row at ``key`` in one query, or :class:`ResourceNotFound`."""
+    async with transaction(bind, read=True) as connection:
+        record = await find(connection, versioned, key, scope=scope)
+    if record is None:
+        raise ResourceNotFound(versioned.resource, key)
+    return record
+
+
+async def find(
+    bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
+) -> Record | None:
+    """The row at ``key`` in one query, or None."""
+    located = locate(versioned, versioned.key_of(key), scope)
+    async with transaction(bind, read=True) as connection:
+        row = (await connection.execute(select(versioned.table).where(located))).mappings().first()
+    return None if row is None else versioned.record(row)
+
+
+async def update(
+    bind: Bind,
+    versioned: Versioned,
+    key: object,
+    values: Mapping[str, Any],
+    *,
+    condition: Condition = ALWAYS,
+    scope: Scope | None = None,
+) -> Record:
+    """Write ``values`` to the row at ``key`` if ``condition`` holds.
+
+    ``values`` maps column names to values or SQL expressions (``t.c.n + 1``). Every
+    successful update gives the row a new ETag and ``updated_at``, even with no
+    ``values``. Raises :class:`ResourceNotFound` or :class:`PreconditionFailed`.
+    """
+    parts = versioned.key_of(key)
+    _check_columns(versioned, values, allow_key=False)
+    clause = where(versioned, condition)
+    async with transaction(bind) as connection:
+        if clause is not False:
+            now = datetime.now(UTC)
+            assignments = {
+                **values,
+                versioned.etag_column: versioned.recipe(parts, now),
+                versioned.updated_at_column: now,
+            }
+            statement = (
+                sql_update(versioned.table)
+                .where(locate(versioned, parts, scope))
+                .values(assignments)
+                .returning(*versioned.table.c)
+            )
+            if clause is not True:
+                statement = statement.where(clause)
+            row = await _write_one(connection, statement, versioned, values)
+            if row is not None:
+                return versioned.record(row)
+        current = await find(connection, versioned, parts, scope=scope)
+    raise refusal(versioned, key, current)
+
+
+async def delete(
+    bind: Bind,
+    versioned: Versioned,
+    key: object,
+    *,
+    condition: Condition = ALWAYS,
+    scope: Scope | None = None,
+) -> Record:
+    """Delete the row at ``key`` if ``condition`` holds; returns the row as it was."""
+    parts = versioned.key_of(key)
+    clause = where(versioned, condition)
+    async with transaction(bind) as connection:
+        if clause is not False:
+            statement = (
+                sql_delete(versioned.table)
+                .where(locate(versioned, parts, scope))
+                .returning(*versioned.table.c)
+            )
+            if clause is not True:
+                statement = statement.where(clause)
+            row = await _write_one(connection, statement, versioned, {})
+            if row is not None:
+                return versioned.record(row)
+        current = await find(connection, versioned, parts, scope=scope)
+    raise refusal(versioned, key, current)
+
+
+async def create(
+    bind: Bind,
+    versioned: Versioned,
+    values: Mapping[str, Any],
+    *,
+    condition: Condition = ALWAYS,
+    scope: Scope | None = None,
+) -> Record:
+    """Insert a row of ``values`` (and ``scope``) unless its key is taken; never overwrites.
+
+    ``condition`` is the request's precondition; a create happens only where it holds
+    of an absent resource. With ``ABSENT`` (``If-None-Match: *``) a taken key is a
+    :class:`PreconditionFailed` carrying the current row (RFC 9110 §13.1.2); without
+    a precondition it is a :class:`ResourceExists`. A key the caller leaves out is the
+    database's to choose (a default or an identity column). A taken key outside
+    ``scope`` is a :class:`ResourceExists` without details: put the scope columns in
+    the primary key to make keys per tenant.
+    """
+    row_values = {**values, **_scope_values(values, scope)}
+    _check_columns(versioned, row_values, allow_key=True)
+    keyed = all(column.name in row_values for column in versioned.key)
+    parts = tuple(row_values.get(column.name) for column in versioned.key)
+    shown: object = parts[0] if len(parts) == 1 else parts
+    async with transaction(bind) as connection:
+        if not condition.holds(ResourceState.missing()):
+            # RFC 9110 §13.1.1: If-Match ("*" or tags) is false without a current
+            # representation; nothing to create, only the reason to find.
+            current = await find(connection, versioned, parts, scope=scope) if keyed else None
+            raise PreconditionFailed(None if current is None else current.etag, current=current)
+        now = datetime.now(UTC)
+        row_values[versioned.etag_column] = versioned.recipe(parts, now)
+        row_values[versioned.updated_at_column] = now
+        statement = await _insert(connection, versioned, row_values, keyed)
+        row = await _write_one(connection, statement, versioned, row_values)
+        if row is not None:
+            return versioned.record(row)
+        current = await find(connection, versioned, parts, scope=scope)
+    if current is not None and not condition.holds(current.state):
+        # RFC 9110 §13.1.2: If-None-Match "*" (or a matching tag) is false now.
+        raise PreconditionFailed(current.etag, current=current)
+    raise ResourceExists(versioned.resource, shown)
+
+
+def locate(
+    versioned: Versioned, parts: tuple[Any, ...], scope: Scope | None
+) -> ColumnElement[bool]:
+    """The clause that selects the row with key ``parts`` within ``scope``."""
+    clauses = [column == value for column, value in zip(versioned.key, parts, strict=True)]
+    for name, value in (scope or {}).items():
+        clauses.append(versioned.table.c[name] == value)
+    return and_(*clauses)
+
+
+def refusal(
+    versioned: Versioned, key: object, current: Record | None
+) -> ResourceNotFound | PreconditionFailed:
+    """Why a conditional write wrote nothing, given the row as it is now."""
+    if current is None:
+        return ResourceNotFound(versioned.resource, key)
+    return PreconditionFailed(current.etag, current=current)
+
+
+async def _write_one(
+    connection: AsyncConnection, statement: Any, versioned: Versioned, values: Mapping[str, Any]
+) -> Mapping[str, Any] | None:
+    try:
+        result = await connection.execute(statement)
+    except DBAPIError as error:
+        translated = translate(error, versioned, values)
+        if translated is None:
+            raise
+        raise translated from error
+    row = result.mappings().first()
+    return None if row is None else dict(row)
+
+
+async def _insert(
+    connection: AsyncConnection, versioned: Versioned, row_values: Mapping[str, Any], keyed: bool
+) -> ReturningInsert[Any]:
+    table, counters = versioned.table, versioned.counters
+    key = list(versioned.key)
+    name = connection.dialect.name
+    if name == "postgresql":
+        # One statement: the counter upsert is a CTE whose row lock orders creates
+        # by commit (see optimist.sqlalchemy.sequence).
+        seq = advance(counters, versioned.sequence_name, name).cte("optimist_seq")
+        number = select(seq.c.value).scalar_subquery()
+        pg = (
+            postgresql.insert(table)
+            .add_cte(seq)
+            .values({**_python_defaults(table, row_values), versioned.created_seq_column: number})
+        )
+        if keyed:
+            pg = pg.on_conflict_do_nothing(index_elements=key)
+        return pg.returning(*table.c)
+    number = await connection.scalar(advance(counters, versioned.sequence_name, name))
+    lite = sqlite.insert(table).values({**row_values, versioned.created_seq_column: number})
+    if keyed:
+        lite = lite.on_conflict_do_nothing(index_elements=key)
+    return lite.returning(*table.c)
+
+
+def _python_defaults(table: Table, row_values: Mapping[str, Any]) -> dict[str, Any]:
+    """``row_values`` plus the Python-side column defaults it leaves out.
+
+    SQLAlchemy leaves these unset (NULL) in an INSERT that carries a DML CTE, so
+    the PostgreSQL create fills them in itself.
+    """
+    filled = dict(row_values)
+    for column in table.c:
+        default = column.default
+        if column.name in filled or not isinstance(default, ColumnDefault):
+            continue
+        if isinstance(default, CallableColumnDefault):
+            # SQLAlchemy wraps a zero-argument default to take the execution context.
+            filled[column.name] = default.arg(None)  # type: ignore[arg-type]
+        else:
+            filled[column.name] = default.arg
+    return filled
+
+
+def _scope_values(values: Mapping[str, Any], scope: Scope | None) -> dict[str, Any]:
+    scope = scope or {}
+    for name, value in scope.items():
+        if name in values and values[name] != value:
+            raise ValueError(f"{name}={values[name]!r} contradicts the scope {name}={value!r}")
+    return dict(scope)
+
+
+def _check_columns(versioned: Versioned, values: Mapping[str, Any], *, allow_key: bool) -> None:
+    managed = {versioned.etag_column, versioned.updated_at_column, versioned.created_seq_column}
+    if versioned.clock_column is not None:
+        managed.add(versioned.clock_column)
+    if not allow_key:
+        managed.update(column.name for column in versioned.key)
+    for name in values:
+        if name not in versioned.table.c:
+            raise ValueError(f"{versioned.table.name!r} has no column {name!r}")
+        if name in managed:
+            raise ValueError(f"{name!r} is written by optimist, not by the caller")
