@@ -94,7 +94,7 @@ def _b64decode(segment: str) -> bytes | None:
         return None
     try:
         data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except (binascii.Error, ValueError):
+    except binascii.Error:
         return None
     # The decoder ignores stray low bits; one token must have one spelling.
     return data if _b64encode(data) == segment else None
@@ -214,7 +214,7 @@ class TokenSigner:
             body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
         except RecursionError:
             malformed("the payload is nested too deeply")
-        except ValueError:  # not UTF-8, not JSON, or an integer too long to convert
+        except ValueError:  # not UTF-8, or not JSON
             malformed("the payload is not JSON")
         if not isinstance(body, dict) or body.keys() != {"a", "t", "p"}:
             malformed("the payload is not an object with members a, t and p")
