@@ -135,6 +135,12 @@ class UnmodifiedSince(Condition):
 
     at: datetime
 
+    def __post_init__(self) -> None:
+        # A naive time is read as UTC, as ResourceState's are, so comparisons never mix
+        # naive and aware datetimes.
+        if self.at.tzinfo is None:
+            object.__setattr__(self, "at", self.at.replace(tzinfo=UTC))
+
     @property
     def before(self) -> datetime:
         """The exclusive bound a full-precision stored time must stay below.

@@ -140,10 +140,10 @@ class _Scanner:
             if allow_bare and not weak:
                 return self.bare_token()
             raise self.fail("expected '\"' to open an opaque-tag")
-        self.pos += 1
-        end = text.find('"', self.pos)
+        end = text.find('"', self.pos + 1)
         if end < 0:
-            raise self.fail("unterminated opaque-tag")
+            raise self.fail("unterminated opaque-tag")  # reported at its opening quote
+        self.pos += 1
         opaque = text[self.pos : end]
         for offset, ch in enumerate(opaque):
             if not _is_etagc(ch):
@@ -155,7 +155,8 @@ class _Scanner:
     def bare_token(self) -> EntityTag:
         text, start = self.text, self.pos
         pos = start
-        while pos < len(text) and text[pos] not in ",\t " and _is_etagc(text[pos]):
+        # OWS is not etagc; "," is, but here it separates list members.
+        while pos < len(text) and text[pos] != "," and _is_etagc(text[pos]):
             pos += 1
         if pos == start:
             raise self.fail("expected an entity-tag")

@@ -6,11 +6,19 @@ seed 002 does for DELETE, answer 400 with a fixed body. ``optional`` leaves the
 choice to the client; ``ignored`` drops the fields before evaluation (a route whose
 resource has no meaningful version).
 
->>> policy = PreconditionPolicy({"DELETE": Requirement.REQUIRED}, missing_status=400)
->>> policy.apply("DELETE", Preconditions())
-Traceback (most recent call last):
-...
-optimist.errors.PreconditionRequired: DELETE requires an If-Match header: ...
+Seed 002's strict DELETE, with its 400 body's detail::
+
+    >>> policy = PreconditionPolicy(
+    ...     {"DELETE": Requirement.REQUIRED},
+    ...     missing_status=400,
+    ...     missing_detail="{header} header required for {method} operations",
+    ... )
+    >>> policy.apply("DELETE", Preconditions())
+    Traceback (most recent call last):
+      ...
+    optimist.errors.PreconditionRequired: If-Match header required for DELETE operations
+    >>> policy.apply("PATCH", Preconditions()) == Preconditions()
+    True
 """
 
 from __future__ import annotations
@@ -59,6 +67,14 @@ class PreconditionPolicy:
     def __post_init__(self) -> None:
         if self.missing_status not in (400, 428):
             raise ValueError("a missing precondition is answered with 400 or 428")
+        if self.missing_detail is not None:
+            try:
+                self.missing_detail.format(method="DELETE", header="If-Match")
+            except (AttributeError, IndexError, KeyError, ValueError) as error:
+                # Fail when the route is configured, not as a 500 on the first request.
+                raise ValueError(
+                    f"missing_detail may use only {{method}} and {{header}}: {error!r}"
+                ) from error
         unknown = set(self.satisfied_by) - set(_WRITE_HEADERS) - {"If-None-Match"}
         if unknown or not self.satisfied_by:
             raise ValueError(f"cannot be satisfied by {sorted(unknown) or 'nothing'}")

@@ -8,18 +8,19 @@ Two ways to evaluate, with one meaning:
 * :meth:`Preconditions.write_condition` turns the same rules into a backend-free
   :class:`~optimist.conditions.Condition` that a store evaluates *inside* its write
   (an UPDATE's WHERE clause), so nothing can change between the check and the write.
-  For every unsafe method and every state, ``condition.holds(state)`` is true exactly
-  when ``evaluate(...)`` says ``PROCEED``; the tests hold the two to that.
+  For every method that writes (not GET, HEAD, CONNECT, OPTIONS or TRACE) and every
+  state, ``condition.holds(state)`` is true exactly when ``evaluate(...)`` says
+  ``PROCEED``; the tests hold the two to that.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
 from optimist import conditions as c
 from optimist.conditions import ResourceState
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 _SAFE_READS = frozenset({"GET", "HEAD"})
+# RFC 9110 §13.2.1: methods that neither select nor modify a representation.
+_UNCONDITIONAL = frozenset({"CONNECT", "OPTIONS", "TRACE"})
+_OWS = " \t"
 
 
 class Outcome(enum.Enum):
@@ -59,26 +63,78 @@ class Malformed:
 TagField: TypeAlias = TagMatch | Malformed | None
 
 
-def parse_http_date(value: str) -> datetime | None:
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_DAY_NAMES_LONG = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAY = "(?:" + "|".join(_DAY_NAMES) + ")"
+_DAY_LONG = "(?:" + "|".join(_DAY_NAMES_LONG) + ")"
+_MONTH = "(?P<month>" + "|".join(_MONTHS) + ")"
+_TIME = "(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2}):(?P<second>[0-9]{2})"
+
+# RFC 9110 §5.6.7: the three formats, case-sensitive, always GMT. Digits are spelled
+# [0-9] because \d would also match digits of other scripts.
+_IMF_FIXDATE: Final = re.compile(
+    f"{_DAY}, (?P<day>[0-9]{{2}}) {_MONTH} (?P<year>[0-9]{{4}}) {_TIME} GMT"
+)
+_RFC850_DATE: Final = re.compile(
+    f"{_DAY_LONG}, (?P<day>[0-9]{{2}})-{_MONTH}-(?P<year>[0-9]{{2}}) {_TIME} GMT"
+)
+_ASCTIME_DATE: Final = re.compile(
+    f"{_DAY} {_MONTH} (?P<day>[0-9]{{2}}| [0-9]) {_TIME} (?P<year>[0-9]{{4}})"
+)
+
+
+def parse_http_date(value: str, *, now: datetime | None = None) -> datetime | None:
     """An HTTP-date (RFC 9110 §5.6.7) as an aware UTC datetime, or None if invalid.
 
-    All three formats of §5.6.7 (IMF-fixdate, rfc850-date, asctime-date) are accepted,
-    as a recipient MUST; the standard library's RFC 5322 parser reads them all.
+    All three formats are accepted, as a recipient MUST: IMF-fixdate
+    (``Sun, 06 Nov 1994 08:49:37 GMT``), rfc850-date (``Sunday, 06-Nov-94 08:49:37 GMT``)
+    and asctime-date (``Sun Nov  6 08:49:37 1994``). Anything else is invalid, including
+    other RFC 5322 dates, zones other than GMT and lists of dates: §13.1.3 and §13.1.4
+    tell a recipient to ignore such a field, which the caller does on None. The day
+    name is checked against the grammar, not against the date. ``now`` (default: the
+    current time) anchors the two-digit year of an rfc850-date.
     """
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
+    text = value.strip(_OWS)
+    if match := _IMF_FIXDATE.fullmatch(text) or _ASCTIME_DATE.fullmatch(text):
+        year = int(match["year"])
+    elif match := _RFC850_DATE.fullmatch(text):
+        year = _rfc850_year(int(match["year"]), now or datetime.now(UTC))
+    else:
         return None
-    if parsed.tzinfo is None:
-        # asctime-date carries no zone; HTTP-date is always GMT (§5.6.7).
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return datetime(
+            year,
+            _MONTHS.index(match["month"]) + 1,
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            int(match["second"]),
+            tzinfo=UTC,
+        )
+    except ValueError:  # a date the calendar does not have, such as 30 Feb
+        return None
+
+
+def _rfc850_year(two_digits: int, now: datetime) -> int:
+    # RFC 9110 §5.6.7: a two-digit year that appears to be more than 50 years in the
+    # future is the most recent year in the past with the same last two digits.
+    this_year = _utc(now).year
+    year = this_year - this_year % 100 + two_digits
+    return year - 100 if year > this_year + 50 else year
 
 
 def http_date(moment: datetime) -> str:
-    """Format a datetime as an IMF-fixdate (RFC 9110 §5.6.7), e.g. for Last-Modified."""
+    """Format a datetime as an IMF-fixdate (RFC 9110 §5.6.7), e.g. for Last-Modified.
+
+    Names come from fixed tables, not ``strftime``, whose ``%a`` and ``%b`` follow the
+    process locale.
+    """
     moment = _utc(moment)
-    return moment.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return (
+        f"{_DAY_NAMES[moment.weekday()]}, {moment.day:02d} {_MONTHS[moment.month - 1]} "
+        f"{moment.year:04d} {moment.hour:02d}:{moment.minute:02d}:{moment.second:02d} GMT"
+    )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -155,7 +211,9 @@ class Preconditions:
     def write_condition(self, comparison: Comparison = Comparison.STRONG) -> c.Condition:
         """The condition an unsafe request's write must meet, as data a store can compile.
 
-        Mirrors the unsafe-method path of :func:`evaluate`, step by step.
+        Mirrors the path of :func:`evaluate` for a method that writes a representation
+        (anything but GET, HEAD, and the CONNECT, OPTIONS and TRACE that §13.2.1 leaves
+        unconditional), step by step.
         """
         parts: list[c.Condition] = []
         # RFC 9110 §13.2.2 step 1: If-Match.
@@ -198,8 +256,13 @@ def evaluate(
 
     ``comparison`` is the function If-Match uses: strong per §13.1.1, or weak for a
     resource profile that documents the deviation. If-None-Match is always weak.
+    Method names are compared upper-cased, as the integrations receive them.
     """
-    read = method.upper() in _SAFE_READS
+    method = method.upper()
+    # §13.2.1: a server MUST ignore the precondition fields for these methods.
+    if method in _UNCONDITIONAL:
+        return Outcome.PROCEED
+    read = method in _SAFE_READS
     # Step 1: If-Match present → if false, 412.
     if preconditions.if_match is not None:
         if not _if_match_condition(preconditions.if_match, comparison).holds(state):

@@ -1,9 +1,11 @@
 """Problem details for HTTP APIs (RFC 9457): one builder for every error body.
 
 :class:`Problem` is a frozen value; :meth:`Problem.to_dict` gives the JSON object with
-the standard members first, in the order RFC 9457 §3.1 lists them, then the extension
-members (snake_case, RFC 9457 §3.2). :func:`from_error` maps any :class:`OptimistError`
-to its problem, so integrations need no table of their own.
+the standard members first (``type``, ``title``, ``status``, ``detail``, ``instance``,
+the order of the seed documents' bodies and RFC 9457's examples), then
+``invalid_params`` and the other extension members (snake_case, RFC 9457 §3.2).
+:func:`from_error` maps any :class:`OptimistError` to its problem, so integrations need
+no table of their own.
 """
 
 from __future__ import annotations
