@@ -26,6 +26,7 @@ from optimist.errors import (
     VersionConflict,
 )
 from optimist.etag import ANY, Comparison, EntityTag, TagMatch
+from optimist.merge import apply_merge_patch, create_merge_patch
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.problem import Problem
@@ -59,5 +60,7 @@ __all__ = [
     "TagMatch",
     "TamperedToken",
     "VersionConflict",
+    "apply_merge_patch",
+    "create_merge_patch",
     "evaluate",
 ]
