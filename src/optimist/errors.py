@@ -20,7 +20,8 @@ that one handler can turn any of them into problem details (RFC 9457)::
     │   └── NotModified                 304    current_etag
     ├── ResourceNotFound                404    resource, key
     ├── ResourceExists                  409    resource, key
-    └── MergeConflict                   409    base, theirs, mine, paths
+    ├── MergeConflict                   409    base, theirs, mine, paths
+    └── ResponseError                  (its)   method, url, status, problem   (client side)
 
 ``NotModified`` is an outcome rather than a failure, but raising it lets a
 handler deep inside a request end it with 304 the same way it ends others.
@@ -31,7 +32,7 @@ never invent parallel types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,7 @@ __all__ = [
     "PreconditionRequired",
     "ResourceExists",
     "ResourceNotFound",
+    "ResponseError",
     "TamperedToken",
     "VersionConflict",
 ]
@@ -249,3 +251,27 @@ class MergeConflict(OptimistError):
         self.theirs = theirs
         self.mine = mine
         self.paths = tuple(paths)
+
+
+class ResponseError(OptimistError):
+    """A server answered a client's request with a status the client cannot act on.
+
+    Raised by ``optimist.httpx`` for what no more specific error describes (401, 403,
+    422, 5xx, retries exhausted on 429/503); ``status`` is the response's status and
+    ``problem`` its parsed body when that is a JSON object (RFC 9457), else None.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        status: int,
+        problem: Mapping[str, Any] | None = None,
+        detail: str | None = None,
+    ) -> None:
+        reason = detail or (problem or {}).get("detail") or "unexpected response"
+        super().__init__(f"{method} {url} answered {status}: {reason}")
+        self.method = method
+        self.url = url
+        self.status = status
+        self.problem = problem
