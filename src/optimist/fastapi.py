@@ -1,0 +1,311 @@
+"""FastAPI integration: the precondition dependency, a route class that keeps RFC 9110
+§13.2.1's precedence, problem+json for validation errors, and the OpenAPI declarations.
+
+FastAPI solves a route's dependencies *before* it validates the body, and JSON-decodes
+the body before both. So:
+
+* :func:`conditional` only parses: the policy (400/428) applies when the route calls
+  :meth:`~optimist.starlette.ConditionalRequest.write_condition` or ``evaluate``, after
+  the body was validated, so an invalid body with a missing If-Match is a 422;
+* identity (401/403) and existence (404) belong in dependencies, which run first; and
+  :class:`PrecedenceRoute` makes an unparsable body wait for them too.
+
+GET routes do not answer HEAD in FastAPI (fastapi/fastapi#1773); add
+:class:`optimist.starlette.HeadMiddleware` to the app for that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from http import HTTPStatus
+from typing import Annotated, Any, Final, Literal
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from optimist.etag import Comparison
+from optimist.policy import PreconditionPolicy
+from optimist.problem import InvalidParam, Problem
+from optimist.starlette import (
+    ConditionalProfile,
+    ConditionalRequest,
+    FailedDetail,
+    _http_exception,
+    _no_body,
+    problem_response,
+)
+from optimist.starlette import (
+    install_problem_handlers as install_starlette_handlers,
+)
+
+__all__ = [
+    "InvalidParameter",
+    "PrecedenceRoute",
+    "ProblemDetails",
+    "conditional",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_responses",
+]
+
+_SCHEMAS: Final = "#/components/schemas/"
+_MAX_PARAMS: Final = 50  # a hostile body can fail validation a million times; say so once
+_MAX_NAME: Final = 200
+
+
+# -- the precondition dependency -------------------------------------------------------
+
+
+def conditional(
+    policy: PreconditionPolicy | None = None,
+    *,
+    comparison: Comparison = Comparison.STRONG,
+    allow_bare: bool = False,
+    failed_detail: str | FailedDetail | None = None,
+    failed_extensions: Mapping[str, Any] | None = None,
+) -> Callable[..., Awaitable[ConditionalRequest]]:
+    """A dependency giving the route its :class:`~optimist.starlette.ConditionalRequest`.
+
+    It parses and never raises; see :class:`~optimist.starlette.ConditionalProfile` for
+    the arguments. The four precondition headers appear in the route's OpenAPI.
+    """
+    profile = ConditionalProfile(
+        policy or PreconditionPolicy(),
+        comparison,
+        allow_bare,
+        failed_detail,
+        dict(failed_extensions or {}),
+    )
+
+    # The Header parameters only document the fields: they are read, list fields joined
+    # across lines (RFC 9110 §5.3), by ConditionalProfile.bind.
+    async def preconditions(
+        request: Request,
+        if_match: Annotated[
+            str | None, Header(alias="If-Match", description="Entity-tags the write expects")
+        ] = None,
+        if_none_match: Annotated[
+            str | None, Header(alias="If-None-Match", description='Entity-tags, or "*"')
+        ] = None,
+        if_modified_since: Annotated[
+            str | None, Header(alias="If-Modified-Since", description="An HTTP-date")
+        ] = None,
+        if_unmodified_since: Annotated[
+            str | None, Header(alias="If-Unmodified-Since", description="An HTTP-date")
+        ] = None,
+    ) -> ConditionalRequest:
+        return profile.bind(request)
+
+    return preconditions
+
+
+# -- precedence of an unparsable body --------------------------------------------------
+
+
+def _unparsable_body(error: Exception) -> bool:
+    """Whether FastAPI raised ``error`` because the body is not JSON at all."""
+    if isinstance(error, RequestValidationError):
+        errors = error.errors()
+        return bool(errors) and all(e.get("type") == "json_invalid" for e in errors)
+    # FastAPI answers a body it cannot decode (not UTF-8, nested too deeply, an integer
+    # too long) with HTTPException(400) raised from the parser's error.
+    return (
+        isinstance(error, HTTPException)
+        and error.status_code == 400
+        and isinstance(error.__cause__, ValueError | RecursionError)
+    )
+
+
+class PrecedenceRoute(APIRoute):
+    """An APIRoute that decides an unparsable body after the route's dependencies.
+
+    FastAPI decodes the JSON body before it solves dependencies, so malformed JSON would
+    answer 422 before an identity dependency's 401 or a lookup's 404, against RFC 9110
+    §13.2.1's order. When the required body cannot be decoded, this route first solves
+    the dependencies on an empty body (which cannot reach the endpoint: the body is
+    required), letting them raise, and then raises the decoding error. Use it with
+    ``APIRouter(route_class=PrecedenceRoute)``.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        field = self.body_field
+        if field is None or not field.field_info.is_required():
+            return handler
+
+        async def ordered(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (RequestValidationError, HTTPException) as error:
+                if not _unparsable_body(error):
+                    raise
+                # A RequestValidationError here is the missing body: the dependencies passed.
+                with contextlib.suppress(RequestValidationError):
+                    await handler(Request(request.scope, _no_body(request.receive)))
+                raise error from error.__cause__
+
+        return ordered
+
+
+# -- problem handlers ------------------------------------------------------------------
+
+
+def _preview(text: str) -> str:
+    return text if len(text) <= _MAX_NAME else text[:_MAX_NAME] + "…"
+
+
+def _invalid_param(error: Mapping[str, Any]) -> InvalidParam:
+    location: Sequence[Any] = error.get("loc", ())
+    if error.get("type") == "json_invalid":
+        position = location[1] if len(location) > 1 else "?"
+        cause = error.get("ctx", {}).get("error", "invalid JSON")
+        return InvalidParam("body", f"malformed JSON at position {position}: {cause}")
+    name = ".".join(str(part) for part in location) or "request"
+    return InvalidParam(_preview(name), _preview(str(error.get("msg", "invalid"))))
+
+
+def _body_reason(cause: BaseException | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return "not valid UTF-8"
+    if isinstance(cause, RecursionError):
+        return "JSON nested too deeply"
+    return "not valid JSON"
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    params = tuple(_invalid_param(error) for error in errors[:_MAX_PARAMS])
+    shown = "; ".join(f"{param.name}: {param.reason}" for param in params[:5])
+    more = len(errors) - min(len(errors), 5)
+    detail = f"The request is invalid: {shown}" + (f" (and {more} more)" if more else "")
+    return problem_response(Problem(422, detail, invalid_params=params))
+
+
+async def _fastapi_http_exception(request: Request, exc: Exception) -> Response:
+    if _unparsable_body(exc):
+        # A body that is not JSON is a malformed body like any other: 422, as SPEC §1 says.
+        reason = _body_reason(exc.__cause__)
+        detail = f"The request body could not be parsed: {reason}"
+        return problem_response(
+            Problem(422, detail, invalid_params=(InvalidParam("body", reason),))
+        )
+    return await _http_exception(request, exc)
+
+
+def install_problem_handlers(app: FastAPI, *, openapi: bool = True) -> None:
+    """Answer every error as problem+json, validation errors included (422 with
+    ``invalid_params``), and, unless ``openapi=False``, document that (:func:`document_problems`).
+    """
+    install_starlette_handlers(app)
+    app.add_exception_handler(HTTPException, _fastapi_http_exception)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    if openapi:
+        document_problems(app)
+
+
+# -- OpenAPI ---------------------------------------------------------------------------
+
+
+class InvalidParameter(BaseModel):
+    """One input that was wrong, and why."""
+
+    name: str
+    reason: str
+
+
+class ProblemDetails(BaseModel):
+    """Problem details (RFC 9457) with the extension members optimist uses."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    invalid_params: list[InvalidParameter] | None = None
+    current_etag: str | None = None
+    conflict: Literal["stale", "concurrent"] | None = None
+    current_vector_clock: dict[str, int] | None = None
+    conflicting_paths: list[str] | None = None
+
+
+_DESCRIPTIONS: Final[Mapping[int, str]] = {
+    304: "Not Modified: the representation matches If-None-Match; no body",
+    400: "Bad Request: malformed input, or a required If-Match is missing",
+    401: "Unauthorized: the request's identity is missing or unknown",
+    403: "Forbidden: the identity may not do this",
+    404: "Not Found",
+    409: "Conflict: the resource already exists, or the changes collide",
+    410: "Gone: the cursor's snapshot has expired",
+    412: "Precondition Failed: the resource has changed; the ETag header is the current one",
+    422: "Unprocessable Content: the body or a parameter is invalid",
+    428: "Precondition Required: resend with If-Match set to the resource's ETag",
+}
+
+_DEFAULT_422: Final = {"$ref": _SCHEMAS + "HTTPValidationError"}
+
+_ETAG_HEADER: Final = {
+    "ETag": {"description": "The current entity-tag", "schema": {"type": "string"}}
+}
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"application/problem+json": {"schema": {"$ref": _SCHEMAS + "ProblemDetails"}}}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route that can answer ``statuses`` as problem details.
+
+    Needs :func:`document_problems` (done by :func:`install_problem_handlers`) to put
+    the ProblemDetails schema into the document.
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description = _DESCRIPTIONS.get(status) or HTTPStatus(status).phrase
+        response: dict[str, Any] = {"description": description}
+        if status != 304:
+            response["content"] = _problem_content()
+        if status in (304, 412):
+            response["headers"] = dict(_ETAG_HEADER)
+        responses[status] = response
+    return responses
+
+
+def _with_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the problem schemas and replace FastAPI's default 422 by problem details."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = ProblemDetails.model_json_schema(ref_template=_SCHEMAS + "{model}")
+    components.update(problem.pop("$defs", {}))
+    components["ProblemDetails"] = problem
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            response = operation.get("responses", {}).get("422")
+            content = (response or {}).get("content", {})
+            if content.get("application/json", {}).get("schema") == _DEFAULT_422:
+                response["description"] = _DESCRIPTIONS[422]
+                response["content"] = _problem_content()
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, now unused
+        definition = components.pop(name, None)
+        if definition is not None and _SCHEMAS + name in json.dumps(schema):
+            components[name] = definition
+    return schema
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make ``/openapi.json`` describe errors as problem details (the default 422 too)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_problems(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
