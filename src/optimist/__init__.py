@@ -6,6 +6,7 @@ imported explicitly: ``optimist.sqlalchemy``, ``optimist.fastapi``, ``optimist.h
 """
 
 from optimist.conditions import Condition, ResourceState
+from optimist.cursor import Cursor, CursorCodec
 from optimist.errors import (
     ExpiredToken,
     ForeignToken,
@@ -30,11 +31,15 @@ from optimist.merge import apply_merge_patch, create_merge_patch
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.problem import Problem
+from optimist.tokens import SignedPayload, TokenSigner
+from optimist.vclock import Ordering, VectorClock
 
 __all__ = [
     "ANY",
     "Comparison",
     "Condition",
+    "Cursor",
+    "CursorCodec",
     "EntityTag",
     "ExpiredToken",
     "ForeignToken",
@@ -46,6 +51,7 @@ __all__ = [
     "MergeConflict",
     "NotModified",
     "OptimistError",
+    "Ordering",
     "Outcome",
     "PreconditionError",
     "PreconditionFailed",
@@ -57,8 +63,11 @@ __all__ = [
     "ResourceExists",
     "ResourceNotFound",
     "ResourceState",
+    "SignedPayload",
     "TagMatch",
     "TamperedToken",
+    "TokenSigner",
+    "VectorClock",
     "VersionConflict",
     "apply_merge_patch",
     "create_merge_patch",
