@@ -20,6 +20,7 @@ with ``allow_bare=True``; it is read as a strong tag with that opaque value.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -46,6 +47,20 @@ def _is_etagc(ch: str) -> bool:
 
 _OWS: Final = " \t"
 
+# The same grammar as regular expressions: a fast path for the common, valid case.
+# Only when it fails does the scanner below run again, to say where and why.
+_ETAGC: Final = r"[\x21\x23-\x7e\x80-\xff]"
+_OPAQUE_RE: Final = re.compile(f"{_ETAGC}*")
+_TAG: Final = rf'(W/)?"({_ETAGC}*)"'
+_BARE: Final = r"(?!W/)([\x21\x23-\x2b\x2d-\x7e\x80-\xff]+)"
+_ANY_RE: Final = re.compile(r"[ \t]*\*[ \t]*")
+_LIST_RE: Final = re.compile(rf"[ \t,]*{_TAG}(?:[ \t]*,[ \t,]*{_TAG})*[ \t,]*")
+_TAG_RE: Final = re.compile(_TAG)
+_BARE_LIST_RE: Final = re.compile(
+    rf"[ \t,]*(?:{_TAG}|{_BARE})(?:[ \t]*,[ \t,]*(?:{_TAG}|{_BARE}))*[ \t,]*"
+)
+_BARE_TAG_RE: Final = re.compile(rf"{_TAG}|{_BARE}")
+
 
 class Comparison(enum.Enum):
     """How two entity tags are compared (RFC 9110 §8.8.3.2)."""
@@ -64,9 +79,9 @@ class EntityTag:
     weak: bool = False
 
     def __post_init__(self) -> None:
-        for index, ch in enumerate(self.opaque):
-            if not _is_etagc(ch):
-                raise InvalidEntityTag("ETag", self.opaque, f"character {ch!r} is not etagc", index)
+        if _OPAQUE_RE.fullmatch(self.opaque) is None:
+            index, ch = next((i, c) for i, c in enumerate(self.opaque) if not _is_etagc(c))
+            raise InvalidEntityTag("ETag", self.opaque, f"character {ch!r} is not etagc", index)
 
     def __str__(self) -> str:
         return f'W/"{self.opaque}"' if self.weak else f'"{self.opaque}"'
@@ -171,6 +186,19 @@ def parse_list(value: str, *, field: str = "If-Match", allow_bare: bool = False)
     this module's docstring does not produce. A value with no element at all (empty,
     or only commas and whitespace) is invalid too: ``1#entity-tag`` needs one.
     """
+    if _ANY_RE.fullmatch(value):
+        return ANY
+    if allow_bare:
+        if _BARE_LIST_RE.fullmatch(value):
+            return tuple(
+                EntityTag(bare) if bare else EntityTag(opaque, weak=weak == "W/")
+                for weak, opaque, bare in _BARE_TAG_RE.findall(value)
+            )
+    elif _LIST_RE.fullmatch(value):
+        return tuple(
+            EntityTag(opaque, weak=weak == "W/") for weak, opaque in _TAG_RE.findall(value)
+        )
+    # Not valid: the scanner finds the first error and its position.
     scanner = _Scanner(value, field)
     scanner.skip_ows()
     if scanner.peek() == "*":

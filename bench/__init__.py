@@ -1,0 +1,1 @@
+"""Measurements of optimist, written to docs/benchmarks.md; never pass/fail."""
