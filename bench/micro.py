@@ -82,7 +82,8 @@ def _clock_compare(nodes: int) -> Figure:
         more = any(base.get(k, 0) > other.get(k, 0) for k in keys)
         return (less, more)
 
-    return Figure(f"compare two {nodes}-node vector clocks", _per_op(ours), "two dicts", _per_op(plain))
+    name = f"compare two {nodes}-node vector clocks"
+    return Figure(name, _per_op(ours), "two dicts", _per_op(plain))
 
 
 def run() -> list[Figure]:
