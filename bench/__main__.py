@@ -60,7 +60,7 @@ def _render_micro(data: dict[str, object]) -> list[str]:
         met = "yes" if figure["optimist_us"] < target else "**no**"
         lines.append(
             f"| {figure['name']} | {figure['optimist_us']:.2f} | {met} | {figure['baseline']} "
-            f"| {figure['baseline_us']:.2f} | {figure["ratio"]:.2f}x |"
+            f"| {figure['baseline_us']:.2f} | {figure['ratio']:.2f}x |"
         )
     return [*lines, ""]
 
