@@ -27,6 +27,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.routing import Host, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optimist.conditions import Condition, ResourceState
@@ -262,9 +263,36 @@ def _http_detail(request: Request, status: int, headers: Mapping[str, str]) -> s
     return _phrase(status)
 
 
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allow(request: Request, sent: str) -> str:
+    """Every method some route serves at the request's path (RFC 9110 §15.5.6: MUST).
+
+    The router names only the first route whose path matched; FastAPI declares each
+    method as a route of its own, so the others are found by asking every route.
+    """
+    allowed = {method.strip().upper() for method in sent.split(",") if method.strip()}
+    routes = getattr(getattr(request.scope.get("app"), "router", None), "routes", [])
+    path = {
+        key: request.scope[key] for key in ("type", "path", "root_path") if key in request.scope
+    }
+    for method in _METHODS:
+        for route in routes:
+            # A mount matches its prefix whatever the method: it cannot say.
+            if isinstance(route, Mount | Host):
+                continue
+            if route.matches({**path, "method": method, "headers": []})[0] is Match.FULL:
+                allowed.add(method)
+                break
+    return ", ".join(sorted(allowed))
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status, headers = exc.status_code, dict(exc.headers or {})
+    if status == 405:
+        headers["Allow"] = _allow(request, headers.pop("Allow", headers.pop("allow", "")))
     if status < 200 or status in (204, 304):
         return Response(status_code=status, headers=headers)
     if status >= 500:
