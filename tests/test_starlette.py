@@ -1,0 +1,570 @@
+"""Starlette integration: reading preconditions, problem responses and handlers, and the
+two middlewares, on plain Starlette apps (and FastAPI where that is the use case)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Message
+
+from optimist.conditions import ResourceState
+from optimist.errors import (
+    OptimistError,
+    PreconditionFailed,
+    ResourceNotFound,
+    VersionConflict,
+)
+from optimist.etag import EntityTag
+from optimist.policy import PreconditionPolicy, Requirement
+from optimist.preconditions import Malformed, http_date
+from optimist.starlette import (
+    INVALID_CLOCK_DETAIL,
+    ConditionalProfile,
+    HeadMiddleware,
+    ProblemResponse,
+    VectorClockMiddleware,
+    client_clock,
+    install_problem_handlers,
+    read_preconditions,
+)
+from optimist.vclock import VectorClock
+
+pytestmark = pytest.mark.anyio
+
+PROBLEM = "application/problem+json"
+TAG = EntityTag("v1")
+MODIFIED = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+STATE = ResourceState(exists=True, etag=TAG, last_modified=MODIFIED)
+PROFILE = ConditionalProfile(
+    PreconditionPolicy({"DELETE": Requirement.REQUIRED}),
+    failed_detail=lambda current, sent: f"expected {current}, got {sent}",
+    failed_extensions={"retry": "fetch the resource, then resend"},
+)
+STORED = VectorClock({"node-a": 2, "node-b": 1})
+
+
+def client_for(app: Any) -> httpx.AsyncClient:
+    """A client calling ``app`` in-process, seeing 5xx responses rather than exceptions."""
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem body of ``response``, after checking the status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem: dict[str, Any] = response.json()
+    assert problem["status"] == status
+    return problem
+
+
+# -- read_preconditions ----------------------------------------------------------------
+
+
+def test_if_match_lines_are_joined() -> None:
+    """Several If-Match lines are one list (RFC 9110 §5.3)."""
+    headers = Headers(raw=[(b"if-match", b'"a"'), (b"if-match", b'"b", "c"')])
+    assert read_preconditions(headers).if_match == (EntityTag("a"), EntityTag("b"), EntityTag("c"))
+
+
+def test_if_none_match_lines_are_joined() -> None:
+    """Several If-None-Match lines are one list too."""
+    headers = Headers(raw=[(b"if-none-match", b'W/"a"'), (b"if-none-match", b'"b"')])
+    expected = (EntityTag("a", weak=True), EntityTag("b"))
+    assert read_preconditions(headers).if_none_match == expected
+
+
+def test_a_date_sent_twice_is_ignored() -> None:
+    """A date precondition sent on two lines is not an HTTP-date and is ignored."""
+    date = http_date(MODIFIED).encode()
+    headers = Headers(raw=[(b"if-unmodified-since", date), (b"if-unmodified-since", date)])
+    assert read_preconditions(headers).if_unmodified_since is None
+
+
+def test_a_single_date_is_read() -> None:
+    """A date precondition on one line is parsed."""
+    headers = Headers(raw=[(b"if-modified-since", http_date(MODIFIED).encode())])
+    assert read_preconditions(headers).if_modified_since == MODIFIED.replace(microsecond=0)
+
+
+def test_bare_tag_only_when_allowed() -> None:
+    """An unquoted If-Match is a tag only for a profile that allows it."""
+    headers = Headers(raw=[(b"if-match", b"a1b2")])
+    assert read_preconditions(headers, allow_bare=True).if_match == (EntityTag("a1b2"),)
+    assert isinstance(read_preconditions(headers).if_match, Malformed)
+
+
+def test_no_preconditions() -> None:
+    """A request without precondition fields is unconditional."""
+    assert not read_preconditions(Headers(raw=[])).is_conditional
+
+
+# -- a plain Starlette app -------------------------------------------------------------
+
+
+async def item(request: Request) -> Response:
+    """One resource in STATE; writes evaluate against it, a store-like 412 on demand."""
+    cond = PROFILE.bind(request)
+    if request.method in ("GET", "HEAD"):
+        response = JSONResponse({"name": "first"})
+        cond.evaluate(STATE, response)
+        return response
+    if request.query_params.get("store") == "412":
+        # What a store raises when its conditional write matched no row.
+        cond.write_condition()
+        raise PreconditionFailed(TAG)
+    cond.evaluate(STATE)
+    return Response(status_code=204)
+
+
+async def missing(request: Request) -> Response:
+    """A resource that does not exist: preconditions see no current representation."""
+    PROFILE.bind(request).evaluate(ResourceState.missing())
+    return Response(status_code=204)
+
+
+async def conflict(request: Request) -> Response:
+    """A vector-clock conflict, with its own detail."""
+    PROFILE.bind(request)
+    raise VersionConflict(STORED.to_etag(), VectorClock({"node-a": 1}).compare(STORED), STORED)
+
+
+async def fail(request: Request) -> Response:
+    """Errors that must not show their cause."""
+    if request.query_params.get("kind") == "library":
+        raise OptimistError("internal state: secret")
+    raise RuntimeError("secret")
+
+
+async def not_modified(request: Request) -> Response:
+    """An HTTPException for 304, which has no body."""
+    raise HTTPException(304, headers={"ETag": str(TAG)})
+
+
+def build_app() -> Starlette:
+    """A Starlette app with the problem handlers."""
+    app = Starlette(
+        routes=[
+            Route("/item", item, methods=["GET", "PUT", "DELETE"]),
+            Route("/missing", missing, methods=["PUT"]),
+            Route("/conflict", conflict, methods=["PUT"]),
+            Route("/fail", fail),
+            Route("/not-modified", not_modified),
+        ]
+    )
+    install_problem_handlers(app)
+    return app
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the plain Starlette app."""
+    async with client_for(build_app()) as client:
+        yield client
+
+
+async def test_get_sets_etag_and_last_modified(client: httpx.AsyncClient) -> None:
+    """evaluate() given a response sets its validators when the read proceeds."""
+    response = await client.get("/item")
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"v1"'
+    assert response.headers["last-modified"] == "Wed, 15 Jan 2025 10:30:00 GMT"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"If-None-Match": '"v1"'},
+        {"If-None-Match": '"x", W/"v1"'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": http_date(MODIFIED)},
+        {"If-Modified-Since": http_date(MODIFIED + timedelta(days=1))},
+    ],
+    ids=["inm-match", "inm-weak-in-list", "inm-star", "ims-equal", "ims-later"],
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_unchanged_read_is_304(
+    client: httpx.AsyncClient, method: str, headers: dict[str, str]
+) -> None:
+    """A read whose validators still match is 304 with the ETag and no body."""
+    response = await client.request(method, "/item", headers=headers)
+    assert response.status_code == 304
+    assert response.headers["etag"] == '"v1"'
+    assert response.content == b""
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"If-None-Match": '"v0"'},
+        {"If-Modified-Since": http_date(MODIFIED - timedelta(seconds=1))},
+        {"If-None-Match": '"v0"', "If-Modified-Since": http_date(MODIFIED)},
+    ],
+    ids=["inm-stale", "ims-earlier", "inm-wins-over-ims"],
+)
+async def test_changed_read_is_200(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """A read whose validators no longer match proceeds (RFC 9110 §13.2.2 steps 3-4)."""
+    assert (await client.get("/item", headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"If-Match": '"v1"'}, 204),
+        ({"If-Match": '"v0"'}, 412),
+        ({"If-Match": "*"}, 204),
+        ({"If-Match": 'W/"v1"'}, 412),
+        ({"If-None-Match": "*"}, 412),
+        ({"If-None-Match": '"v1"'}, 412),
+        ({"If-Unmodified-Since": http_date(MODIFIED)}, 204),
+        ({"If-Unmodified-Since": http_date(MODIFIED - timedelta(days=1))}, 412),
+        ({"If-Match": '"v1"', "If-Unmodified-Since": http_date(MODIFIED - timedelta(1))}, 204),
+        ({}, 204),
+    ],
+    ids=[
+        "im-match",
+        "im-stale",
+        "im-star",
+        "im-weak-strong-compare",
+        "inm-star-exists",
+        "inm-match-on-write",
+        "ius-equal",
+        "ius-earlier",
+        "im-overrides-ius",
+        "unconditional",
+    ],
+)
+async def test_write_decision_table(
+    client: httpx.AsyncClient, headers: dict[str, str], status: int
+) -> None:
+    """A write's preconditions decide as RFC 9110 §13.2.2 says."""
+    response = await client.put("/item", headers=headers)
+    assert response.status_code == status, response.text
+
+
+async def test_if_match_star_on_missing_resource_is_412(client: httpx.AsyncClient) -> None:
+    """``If-Match: *`` is false when no current representation exists (§13.1.1)."""
+    response = await client.put("/missing", headers={"If-Match": "*"})
+    problem = assert_problem(response, 412)
+    assert "etag" not in response.headers
+    assert problem["current_etag"] is None
+
+
+async def test_412_carries_etag_detail_and_extensions(client: httpx.AsyncClient) -> None:
+    """The 412 has the current ETag in header and body, in the profile's words."""
+    response = await client.put("/item", headers={"If-Match": '"v0"'})
+    problem = assert_problem(response, 412)
+    assert response.headers["etag"] == '"v1"'
+    assert problem == {
+        "type": "about:blank",
+        "title": "Precondition Failed",
+        "status": 412,
+        "detail": 'expected "v1", got "v0"',
+        "current_etag": '"v1"',
+        "retry": "fetch the resource, then resend",
+    }
+
+
+async def test_store_412_reads_like_the_route_own(client: httpx.AsyncClient) -> None:
+    """A 412 raised by a store is worded by the request's profile too."""
+    response = await client.put("/item?store=412", headers={"If-Match": '"v0"'})
+    problem = assert_problem(response, 412)
+    assert problem["detail"] == 'expected "v1", got "v0"'
+    assert response.headers["etag"] == '"v1"'
+
+
+async def test_required_precondition_is_428(client: httpx.AsyncClient) -> None:
+    """A DELETE the policy requires a precondition for is 428 without one."""
+    problem = assert_problem(await client.delete("/item"), 428)
+    assert problem["invalid_params"] == [{"name": "If-Match", "reason": "required"}]
+
+
+async def test_version_conflict_keeps_its_detail(client: httpx.AsyncClient) -> None:
+    """A vector-clock conflict keeps its own detail and members, and the ETag header."""
+    response = await client.put("/conflict")
+    problem = assert_problem(response, 412)
+    assert response.headers["etag"] == '"node-a=2;node-b=1"'
+    assert problem["conflict"] == "stale"
+    assert problem["current_vector_clock"] == {"node-a": 2, "node-b": 1}
+    assert problem["detail"].startswith("the vector clock sent is stale")
+
+
+@pytest.mark.parametrize("kind", ["runtime", "library"])
+async def test_internal_errors_leak_nothing(client: httpx.AsyncClient, kind: str) -> None:
+    """Unexpected exceptions and 5xx library errors are a generic 500 problem."""
+    response = await client.get("/fail", params={"kind": kind})
+    problem = assert_problem(response, 500)
+    assert "secret" not in response.text
+    assert problem["detail"] == "The server could not complete the request."
+
+
+async def test_http_exception_304_has_no_body(client: httpx.AsyncClient) -> None:
+    """An HTTPException for 304 answers without a body, keeping its headers."""
+    response = await client.get("/not-modified")
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == '"v1"'
+
+
+async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
+    """A path no route matches is a 404 problem."""
+    assert_problem(await client.get("/nowhere"), 404)
+
+
+async def test_405_lists_every_method(client: httpx.AsyncClient) -> None:
+    """A 405 is a problem whose Allow lists the route's methods (RFC 9110 §15.5.6)."""
+    response = await client.post("/item")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
+
+
+def test_problem_json_is_ascii_even_for_lone_surrogates() -> None:
+    """A problem echoing hostile text still renders (as escaped ASCII JSON)."""
+    response = ProblemResponse({"detail": "bad \ud800 é"}, status_code=400)
+    assert response.body == b'{"detail":"bad \\ud800 \\u00e9"}'
+
+
+# -- HeadMiddleware --------------------------------------------------------------------
+
+
+def fastapi_app() -> FastAPI:
+    """A FastAPI app whose GET routes answer HEAD through the middleware."""
+    app = FastAPI()
+    app.add_middleware(HeadMiddleware)
+
+    @app.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse("hello", headers={"X-Route": "get"})
+
+    @app.head("/own")
+    async def own_head() -> Response:
+        return Response(headers={"X-Route": "head"})
+
+    @app.get("/own")
+    async def own_get() -> PlainTextResponse:
+        return PlainTextResponse("hello", headers={"X-Route": "get"})
+
+    @app.post("/post-only")
+    async def post_only() -> None:
+        return None
+
+    return app
+
+
+async def call(app: Any, method: str, path: str) -> list[Message]:
+    """The ASGI messages ``app`` sends for a request without a body."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_head_sends_get_headers_and_no_body() -> None:
+    """HEAD on a GET route sends GET's status and headers and an empty body."""
+    start, *bodies = await call(fastapi_app(), "HEAD", "/text")
+    assert start["status"] == 200
+    headers = Headers(raw=start["headers"])
+    assert headers["x-route"] == "get"
+    assert headers["content-length"] == "5"
+    assert all(message["body"] == b"" for message in bodies)
+
+
+async def test_declared_head_route_is_kept() -> None:
+    """A route that declares HEAD answers it itself."""
+    start, *_ = await call(fastapi_app(), "HEAD", "/own")
+    assert Headers(raw=start["headers"])["x-route"] == "head"
+
+
+async def test_head_without_get_stays_405() -> None:
+    """HEAD where GET is not served either is still 405."""
+    start, *_ = await call(fastapi_app(), "HEAD", "/post-only")
+    assert start["status"] == 405
+
+
+async def test_other_methods_pass_through() -> None:
+    """Non-HEAD requests are untouched, body included."""
+    start, body = await call(fastapi_app(), "GET", "/text")
+    assert (start["status"], body["body"]) == (200, b"hello")
+
+
+# -- VectorClockMiddleware -------------------------------------------------------------
+
+
+async def session(request: Request) -> Response:
+    """A session with a vector clock, written the way seed 000's service writes."""
+    sessions: dict[str, VectorClock] = request.app.state.sessions
+    key = request.path_params["key"]
+    if key not in sessions:
+        raise ResourceNotFound("session", key)
+    stored = sessions[key]
+    if request.query_params.get("via") == "conditional":
+        # The deferred 412 surfaces through an ordinary precondition check too.
+        cond = ConditionalProfile().bind(request)
+        cond.evaluate(ResourceState(exists=True, etag=stored.to_etag()))
+    clock = client_clock(request, stored.to_etag())
+    if clock is not None and clock != stored:
+        raise VersionConflict(stored.to_etag(), clock.compare(stored), stored)
+    if request.query_params.get("fail"):
+        request.state.updated_clock = stored.increment("node-a")
+        raise HTTPException(409, "refused after all")
+    sessions[key] = request.state.updated_clock = stored.increment("node-a")
+    return JSONResponse(
+        {
+            "vector_clock": dict(clock) if clock is not None else None,
+            "if_match": request.headers.getlist("if-match"),
+        }
+    )
+
+
+def clock_app(*, defer: bool = False) -> Starlette:
+    """An app whose sessions are guarded by the vector-clock middleware."""
+    app = Starlette(routes=[Route("/sessions/{key}", session, methods=["GET", "PUT", "PATCH"])])
+    app.state.sessions = {"1": STORED}
+    app.add_middleware(VectorClockMiddleware, defer=defer)
+    install_problem_handlers(app)
+    return app
+
+
+@pytest.fixture
+async def clocks() -> AsyncIterator[httpx.AsyncClient]:
+    """A client for the vector-clock app, answering invalid clocks at once."""
+    async with client_for(clock_app()) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    [
+        b"not a clock",
+        b'{"node-a": "x"}',
+        b'{"node-a": 1',
+        b'"node-b=1;node-a=2"',
+        b'W/"node-a=2;node-b=1"',
+        b'"a=1", "b=2"',
+        b"{" * 10_240,
+        b'"' + b"a" * 10_240 + b'"',
+        b'"\xff\xfe"',
+        b"\x00",
+    ],
+    ids=[
+        "text",
+        "string-counter",
+        "unterminated-json",
+        "unsorted-tag",
+        "weak-tag",
+        "list",
+        "10kb-json",
+        "10kb-tag",
+        "latin-1",
+        "nul",
+    ],
+)
+async def test_invalid_clock_is_412_with_seed_detail(
+    clocks: httpx.AsyncClient, if_match: bytes
+) -> None:
+    """An If-Match that is not a vector clock is a 412 with seed 000's detail."""
+    response = await clocks.patch("/sessions/1", headers=[(b"If-Match", if_match)])
+    problem = assert_problem(response, 412)
+    assert problem["detail"] == INVALID_CLOCK_DETAIL
+
+
+@pytest.mark.parametrize(
+    "if_match",
+    ['{"node-b": 1, "node-a": 2}', '"node-a=2;node-b=1"'],
+    ids=["raw-json", "quoted-tag"],
+)
+async def test_clock_reaches_route_in_canonical_form(
+    clocks: httpx.AsyncClient, if_match: str
+) -> None:
+    """The clock is in request.state and If-Match is rewritten to its entity-tag."""
+    response = await clocks.put("/sessions/1", headers={"If-Match": if_match})
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "vector_clock": {"node-a": 2, "node-b": 1},
+        "if_match": ['"node-a=2;node-b=1"'],
+    }
+
+
+async def test_updated_clock_becomes_the_etag(clocks: httpx.AsyncClient) -> None:
+    """A 2xx of a route that set updated_clock carries that clock as its ETag."""
+    response = await clocks.put("/sessions/1", headers={"If-Match": STORED.to_json()})
+    assert response.headers["etag"] == '"node-a=3;node-b=1"'
+
+
+async def test_updated_clock_is_not_stamped_on_errors(clocks: httpx.AsyncClient) -> None:
+    """An error response keeps no ETag of a clock that was never stored."""
+    response = await clocks.put("/sessions/1?fail=1")
+    assert response.status_code == 409
+    assert "etag" not in response.headers
+
+
+async def test_star_is_a_precondition_not_a_clock(clocks: httpx.AsyncClient) -> None:
+    """``If-Match: *`` passes through untouched and gives no clock."""
+    response = await clocks.put("/sessions/1", headers={"If-Match": "*"})
+    assert response.json() == {"vector_clock": None, "if_match": ["*"]}
+
+
+async def test_stale_clock_is_version_conflict(clocks: httpx.AsyncClient) -> None:
+    """A clock the stored one dominates is a 412 saying ``stale``, with the ETag."""
+    response = await clocks.put("/sessions/1", headers={"If-Match": '{"node-a": 1}'})
+    problem = assert_problem(response, 412)
+    assert (problem["conflict"], response.headers["etag"]) == ("stale", '"node-a=2;node-b=1"')
+
+
+async def test_concurrent_clock_is_version_conflict(clocks: httpx.AsyncClient) -> None:
+    """A clock neither side dominates is a 412 saying ``concurrent``."""
+    response = await clocks.put("/sessions/1", headers={"If-Match": '{"node-c": 1}'})
+    assert assert_problem(response, 412)["conflict"] == "concurrent"
+
+
+async def test_reads_are_not_parsed(clocks: httpx.AsyncClient) -> None:
+    """The middleware leaves GET alone, whatever its If-Match says."""
+    response = await clocks.get("/sessions/1", headers={"If-Match": "garbage"})
+    assert response.status_code == 200
+
+
+async def test_deferred_invalid_clock_lets_404_come_first() -> None:
+    """With defer=True, a missing resource is 404 even with an unparsable clock."""
+    async with client_for(clock_app(defer=True)) as client:
+        response = await client.patch("/sessions/2", headers={"If-Match": "garbage"})
+    assert_problem(response, 404)
+
+
+@pytest.mark.parametrize("via", ["client_clock", "conditional"])
+async def test_deferred_invalid_clock_is_412_with_current_etag(via: str) -> None:
+    """With defer=True, the 412 comes when the route asks, with the current ETag."""
+    async with client_for(clock_app(defer=True)) as client:
+        response = await client.patch(f"/sessions/1?via={via}", headers={"If-Match": "garbage"})
+    problem = assert_problem(response, 412)
+    assert problem["detail"] == INVALID_CLOCK_DETAIL
+    assert response.headers["etag"] == problem["current_etag"] == '"node-a=2;node-b=1"'
