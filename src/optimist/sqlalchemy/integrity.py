@@ -45,14 +45,16 @@ def translate(
     error: DBAPIError, versioned: Versioned, values: Mapping[str, Any]
 ) -> OptimistError | None:
     """The optimist error ``error`` stands for, given the ``values`` that were written."""
-    if not isinstance(error, IntegrityError | DataError):
-        return None
     orig = error.orig
     message = str(orig.args[0]) if orig is not None and orig.args else str(error)
+    # asyncpg errors carry their SQLSTATE, whatever DB-API class they were mapped to
+    # (a string too long for its column arrives as a bare DBAPIError).
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str):
         detail = getattr(orig, "detail", None) or ""
         return _postgres(sqlstate, message, detail, versioned, values)
+    if not isinstance(error, IntegrityError | DataError):
+        return None
     return _sqlite(isinstance(error, DataError), message, versioned, values)
 
 
