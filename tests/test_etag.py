@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from optimist import etag as etag_module
 from optimist.errors import InvalidEntityTag
 from optimist.etag import (
     ANY,
@@ -446,3 +447,74 @@ def test_parse_list_on_grammar_shaped_noise(value: str) -> None:
     result = _parse_list_or_error(value, allow_bare=False)
     if not isinstance(result, InvalidEntityTag):
         assert parse_list(format_list(result)) == result
+
+
+def _scanned_or_error(value: str, allow_bare: bool) -> TagMatch | InvalidEntityTag:
+    """What the reference scanner alone returns, or the InvalidEntityTag it raises."""
+    try:
+        return etag_module._scan_list(value, "If-Match", allow_bare)
+    except InvalidEntityTag as error:
+        return error
+
+
+def _same(one: TagMatch | InvalidEntityTag, two: TagMatch | InvalidEntityTag) -> bool:
+    """Equal results, or errors at the same position for the same reason."""
+    if isinstance(one, InvalidEntityTag) and isinstance(two, InvalidEntityTag):
+        return (one.position, one.reason) == (two.position, two.reason)
+    return one == two
+
+
+# Pieces of the grammar, right and wrong, so that joined at random they often almost parse.
+PIECES = [
+    '"',
+    "W/",
+    "w/",
+    "*",
+    ",",
+    " ",
+    "\t",
+    "a",
+    "b",
+    '"a"',
+    'W/"b"',
+    '""',
+    "\x00",
+    "\x7f",
+    "\x80",
+]
+grammar_noise = st.lists(st.sampled_from(PIECES), max_size=10).map("".join)
+
+
+@settings(max_examples=1000)
+@given(st.one_of(grammar_noise, st.text(), st.lists(entity_tags).map(format_list)), st.booleans())
+def test_fast_path_agrees_with_the_scanner(value: str, allow_bare: bool) -> None:
+    """parse_list's regular-expression fast path decides exactly as the scanner does."""
+    assert _same(_parse_list_or_error(value, allow_bare), _scanned_or_error(value, allow_bare))
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["*abc", '*, "a"', "*,", '"a", *', "a, *", "**", "a*", "*", " * ", ", *"],
+    ids=[
+        "star-led-token",
+        "star-then-tag",
+        "star-then-comma",
+        "tag-then-star",
+        "bare-then-star",
+        "double-star",
+        "star-inside-token",
+        "wildcard",
+        "wildcard-ows",
+        "comma-then-star",
+    ],
+)
+def test_bare_star_is_never_a_tag(value: str) -> None:
+    """With allow_bare, "*" is the wildcard alone and never starts a bare tag."""
+    result = _parse_list_or_error(value, allow_bare=True)
+    assert _same(result, _scanned_or_error(value, allow_bare=True))
+    if value.strip() == "*":
+        assert result is ANY
+    elif value == "a*":
+        assert result == (strong("a*"),)
+    else:
+        assert isinstance(result, InvalidEntityTag)

@@ -14,7 +14,8 @@ Grammar (RFC 9110 §8.8.3, §13.1.1, §5.6.1)::
 
 Some clients send a tag back without its quotes (seed 003 copies the body's bare
 ``etag`` into If-Match). :func:`parse_list` accepts such a bare token only when asked
-with ``allow_bare=True``; it is read as a strong tag with that opaque value.
+with ``allow_bare=True``; it is read as a strong tag with that opaque value. A bare
+token is a run of etagc other than ``,`` that starts with neither ``W/`` nor ``*``.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ _OWS: Final = " \t"
 _ETAGC: Final = r"[\x21\x23-\x7e\x80-\xff]"
 _OPAQUE_RE: Final = re.compile(f"{_ETAGC}*")
 _TAG: Final = rf'(W/)?"({_ETAGC}*)"'
-_BARE: Final = r"(?!W/)([\x21\x23-\x2b\x2d-\x7e\x80-\xff]+)"
+_BARE: Final = r"(?!W/|\*)([\x21\x23-\x2b\x2d-\x7e\x80-\xff]+)"
 _ANY_RE: Final = re.compile(r"[ \t]*\*[ \t]*")
 _LIST_RE: Final = re.compile(rf"[ \t,]*{_TAG}(?:[ \t]*,[ \t,]*{_TAG})*[ \t,]*")
 _TAG_RE: Final = re.compile(_TAG)
@@ -169,6 +170,9 @@ class _Scanner:
 
     def bare_token(self) -> EntityTag:
         text, start = self.text, self.pos
+        if text.startswith("*", start):
+            # A bare "*" would read as the wildcard to one recipient and a tag to another.
+            raise self.fail("a bare entity-tag cannot start with '*'")
         pos = start
         # OWS is not etagc; "," is, but here it separates list members.
         while pos < len(text) and text[pos] != "," and _is_etagc(text[pos]):
@@ -199,6 +203,11 @@ def parse_list(value: str, *, field: str = "If-Match", allow_bare: bool = False)
             EntityTag(opaque, weak=weak == "W/") for weak, opaque in _TAG_RE.findall(value)
         )
     # Not valid: the scanner finds the first error and its position.
+    return _scan_list(value, field, allow_bare)
+
+
+def _scan_list(value: str, field: str, allow_bare: bool) -> TagMatch:
+    """parse_list without the fast path: the reference the regular expressions follow."""
     scanner = _Scanner(value, field)
     scanner.skip_ows()
     if scanner.peek() == "*":

@@ -26,6 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from optimist.errors import PreconditionRequired
 from optimist.preconditions import Preconditions
@@ -53,9 +54,11 @@ class PreconditionPolicy:
 
     ``satisfied_by`` names the fields that make a write conditional for this route;
     by default If-Match or If-Unmodified-Since (the two that protect an update).
-    A malformed field counts as sent: it then fails evaluation with 412, which tells
-    the client more than 428 would. ``missing_detail`` may use ``{method}`` and
-    ``{header}``.
+    A malformed If-Match or If-None-Match counts as sent: it then fails evaluation
+    with 412, which tells the client more than 428 would. An invalid
+    If-Unmodified-Since date does not: RFC 9110 §13.1.4 has it ignored, which would
+    leave the write unconditional. ``missing_detail`` may use ``{method}`` and
+    ``{header}``; any other placeholder is refused when the policy is built.
     """
 
     methods: Mapping[str, Requirement] = field(default_factory=dict)
@@ -79,7 +82,8 @@ class PreconditionPolicy:
         if unknown or not self.satisfied_by:
             raise ValueError(f"cannot be satisfied by {sorted(unknown) or 'nothing'}")
         # Normalise method names once, so lookups need no case folding.
-        object.__setattr__(self, "methods", {m.upper(): r for m, r in self.methods.items()})
+        methods = MappingProxyType({m.upper(): r for m, r in self.methods.items()})
+        object.__setattr__(self, "methods", methods)
 
     def requirement(self, method: str) -> Requirement:
         """The requirement for ``method``."""
