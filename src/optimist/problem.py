@@ -22,6 +22,15 @@ __all__ = ["MEDIA_TYPE", "InvalidParam", "Problem", "from_error"]
 #: RFC 9457 §6.1.
 MEDIA_TYPE: Final = "application/problem+json"
 
+# RFC 9110 §15 renamed these; Python's HTTPStatus has the new phrases only from 3.13,
+# and a title must not change with the interpreter that serves it.
+_RFC_9110_PHRASES: Final = {
+    413: "Content Too Large",
+    414: "URI Too Long",
+    416: "Range Not Satisfiable",
+    422: "Unprocessable Content",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class InvalidParam:
@@ -60,6 +69,8 @@ class Problem:
         """The title, defaulting to the status phrase as RFC 9457 §4.2.1 asks for about:blank."""
         if self.title is not None:
             return self.title
+        if self.status in _RFC_9110_PHRASES:
+            return _RFC_9110_PHRASES[self.status]
         try:
             return HTTPStatus(self.status).phrase
         except ValueError:
