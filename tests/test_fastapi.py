@@ -17,11 +17,15 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
+from starlette.responses import PlainTextResponse
+from starlette.types import Message
 
 from optimist.conditions import Condition, ResourceState
 from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
 from optimist.etag import Comparison, EntityTag
 from optimist.fastapi import (
+    HeadMiddleware,
     PrecedenceRoute,
     conditional,
     install_problem_handlers,
@@ -29,7 +33,7 @@ from optimist.fastapi import (
 )
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.preconditions import http_date
-from optimist.starlette import ConditionalRequest, HeadMiddleware, set_etag
+from optimist.starlette import ConditionalRequest, set_etag
 
 pytestmark = pytest.mark.anyio
 
@@ -365,6 +369,88 @@ async def test_head_answers_like_get_without_body(client: httpx.AsyncClient) -> 
     assert head.content == b""
 
 
+# -- HeadMiddleware --------------------------------------------------------------------
+
+
+def fastapi_app() -> FastAPI:
+    """A FastAPI app whose GET routes answer HEAD through the middleware."""
+    app = FastAPI()
+    app.add_middleware(HeadMiddleware)
+
+    @app.get("/text")
+    async def text() -> PlainTextResponse:
+        return PlainTextResponse("hello", headers={"X-Route": "get"})
+
+    @app.head("/own")
+    async def own_head() -> Response:
+        return Response(headers={"X-Route": "head"})
+
+    @app.get("/own")
+    async def own_get() -> PlainTextResponse:
+        return PlainTextResponse("hello", headers={"X-Route": "get"})
+
+    @app.post("/post-only")
+    async def post_only() -> None:
+        return None
+
+    return app
+
+
+async def call(app: Any, method: str, path: str) -> list[Message]:
+    """The ASGI messages ``app`` sends for a request without a body."""
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "server": ("test", 80),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+async def test_head_sends_get_headers_and_no_body() -> None:
+    """HEAD on a GET route sends GET's status and headers and an empty body."""
+    start, *bodies = await call(fastapi_app(), "HEAD", "/text")
+    assert start["status"] == 200
+    headers = Headers(raw=start["headers"])
+    assert headers["x-route"] == "get"
+    assert headers["content-length"] == "5"
+    assert all(message["body"] == b"" for message in bodies)
+
+
+async def test_declared_head_route_is_kept() -> None:
+    """A route that declares HEAD answers it itself."""
+    start, *_ = await call(fastapi_app(), "HEAD", "/own")
+    assert Headers(raw=start["headers"])["x-route"] == "head"
+
+
+async def test_head_without_get_stays_405() -> None:
+    """HEAD where GET is not served either is still 405."""
+    start, *_ = await call(fastapi_app(), "HEAD", "/post-only")
+    assert start["status"] == 405
+
+
+async def test_other_methods_pass_through() -> None:
+    """Non-HEAD requests are untouched, body included."""
+    start, body = await call(fastapi_app(), "GET", "/text")
+    assert (start["status"], body["body"]) == (200, b"hello")
+
+
 # -- writes: 412, *, the policies ------------------------------------------------------
 
 
@@ -614,7 +700,7 @@ async def test_malformed_json_is_422_with_position(client: httpx.AsyncClient) ->
     [
         (b'{"name": "\xff\xfe"}', "not valid UTF-8"),
         (b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
-        (b'{"name": ' + b"9" * 5000 + b"}", "not valid JSON"),
+        (b'{"name": ' + b"9" * 5000 + b"}", "could not be parsed"),
     ],
     ids=["invalid-utf8", "deep-nesting", "huge-integer"],
 )

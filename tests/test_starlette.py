@@ -9,14 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from optimist.conditions import ResourceState
 from optimist.errors import (
@@ -31,7 +30,6 @@ from optimist.preconditions import Malformed, http_date
 from optimist.starlette import (
     INVALID_CLOCK_DETAIL,
     ConditionalProfile,
-    HeadMiddleware,
     ProblemResponse,
     VectorClockMiddleware,
     client_clock,
@@ -335,88 +333,6 @@ def test_problem_json_is_ascii_even_for_lone_surrogates() -> None:
     assert response.body == b'{"detail":"bad \\ud800 \\u00e9"}'
 
 
-# -- HeadMiddleware --------------------------------------------------------------------
-
-
-def fastapi_app() -> FastAPI:
-    """A FastAPI app whose GET routes answer HEAD through the middleware."""
-    app = FastAPI()
-    app.add_middleware(HeadMiddleware)
-
-    @app.get("/text")
-    async def text() -> PlainTextResponse:
-        return PlainTextResponse("hello", headers={"X-Route": "get"})
-
-    @app.head("/own")
-    async def own_head() -> Response:
-        return Response(headers={"X-Route": "head"})
-
-    @app.get("/own")
-    async def own_get() -> PlainTextResponse:
-        return PlainTextResponse("hello", headers={"X-Route": "get"})
-
-    @app.post("/post-only")
-    async def post_only() -> None:
-        return None
-
-    return app
-
-
-async def call(app: Any, method: str, path: str) -> list[Message]:
-    """The ASGI messages ``app`` sends for a request without a body."""
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"test")],
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
-    return sent
-
-
-async def test_head_sends_get_headers_and_no_body() -> None:
-    """HEAD on a GET route sends GET's status and headers and an empty body."""
-    start, *bodies = await call(fastapi_app(), "HEAD", "/text")
-    assert start["status"] == 200
-    headers = Headers(raw=start["headers"])
-    assert headers["x-route"] == "get"
-    assert headers["content-length"] == "5"
-    assert all(message["body"] == b"" for message in bodies)
-
-
-async def test_declared_head_route_is_kept() -> None:
-    """A route that declares HEAD answers it itself."""
-    start, *_ = await call(fastapi_app(), "HEAD", "/own")
-    assert Headers(raw=start["headers"])["x-route"] == "head"
-
-
-async def test_head_without_get_stays_405() -> None:
-    """HEAD where GET is not served either is still 405."""
-    start, *_ = await call(fastapi_app(), "HEAD", "/post-only")
-    assert start["status"] == 405
-
-
-async def test_other_methods_pass_through() -> None:
-    """Non-HEAD requests are untouched, body included."""
-    start, body = await call(fastapi_app(), "GET", "/text")
-    assert (start["status"], body["body"]) == (200, b"hello")
-
-
 # -- VectorClockMiddleware -------------------------------------------------------------
 
 
@@ -568,3 +484,22 @@ async def test_deferred_invalid_clock_is_412_with_current_etag(via: str) -> None
     problem = assert_problem(response, 412)
     assert problem["detail"] == INVALID_CLOCK_DETAIL
     assert response.headers["etag"] == problem["current_etag"] == '"node-a=2;node-b=1"'
+
+
+async def test_clock_middleware_under_fastapi_routers() -> None:
+    """The clock reaches a route of an included FastAPI router, and its update the ETag."""
+    app = FastAPI()
+    router = APIRouter(prefix="/sessions")
+
+    @router.patch("/{key}")
+    async def patch(key: str, request: Request) -> dict[str, int]:
+        clock = client_clock(request) or VectorClock()
+        request.state.updated_clock = clock.increment("node-z")
+        return dict(clock)
+
+    app.include_router(router)
+    app.add_middleware(VectorClockMiddleware)
+    async with client_for(app) as client:
+        response = await client.patch("/sessions/1", headers={"If-Match": STORED.to_json()})
+    assert response.json() == {"node-a": 2, "node-b": 1}
+    assert response.headers["etag"] == '"node-a=2;node-b=1;node-z=1"'

@@ -10,8 +10,8 @@ the body before both. So:
 * identity (401/403) and existence (404) belong in dependencies, which run first; and
   :class:`PrecedenceRoute` makes an unparsable body wait for them too.
 
-GET routes do not answer HEAD in FastAPI (fastapi/fastapi#1773); add
-:class:`optimist.starlette.HeadMiddleware` to the app for that.
+GET routes do not answer HEAD in FastAPI (fastapi/fastapi#1773):
+``app.add_middleware(HeadMiddleware)`` makes them.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optimist.etag import Comparison
 from optimist.policy import PreconditionPolicy
@@ -37,7 +39,6 @@ from optimist.starlette import (
     ConditionalRequest,
     FailedDetail,
     _http_exception,
-    _no_body,
     problem_response,
 )
 from optimist.starlette import (
@@ -45,6 +46,7 @@ from optimist.starlette import (
 )
 
 __all__ = [
+    "HeadMiddleware",
     "InvalidParameter",
     "PrecedenceRoute",
     "ProblemDetails",
@@ -103,6 +105,60 @@ def conditional(
         return profile.bind(request)
 
     return preconditions
+
+
+# -- HEAD for GET routes ---------------------------------------------------------------
+
+
+def _no_body(receive: Receive) -> Receive:
+    """A receive that gives an empty request body once, then defers to ``receive``."""
+    given = False
+
+    async def empty() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    return empty
+
+
+class HeadMiddleware:
+    """Answer HEAD wherever GET is answered: GET's status and headers, no body.
+
+    RFC 9110 §9.3.2: HEAD is GET without the content. FastAPI routes declare GET only
+    (fastapi/fastapi#1773); a HEAD that the app answers 405 with ``Allow: GET`` is
+    replayed as GET. Routes that declare HEAD themselves keep it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        original = dict(scope)
+        replay = False
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        async def first(message: Message) -> None:
+            nonlocal replay
+            if message["type"] == "http.response.start":
+                allow = Headers(raw=message["headers"]).get("allow", "")
+                methods = {method.strip().upper() for method in allow.split(",")}
+                replay = message["status"] == 405 and "GET" in methods
+            if not replay:
+                await headers_only(message)
+
+        await self.app(scope, receive, first)
+        if replay:
+            await self.app({**original, "method": "GET"}, _no_body(receive), headers_only)
 
 
 # -- precedence of an unparsable body --------------------------------------------------
@@ -175,7 +231,7 @@ def _body_reason(cause: BaseException | None) -> str:
         return "not valid UTF-8"
     if isinstance(cause, RecursionError):
         return "JSON nested too deeply"
-    return "not valid JSON"
+    return "could not be parsed"
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -1,5 +1,5 @@
 """Starlette integration: read preconditions once, answer every error as problem details,
-and two pure ASGI middlewares (HEAD for GET routes, seed 000's vector clocks).
+and seed 000's vector-clock middleware as pure ASGI.
 
 A request's precondition fields are parsed once into a :class:`ConditionalRequest`
 (:meth:`ConditionalProfile.bind`). Parsing never fails; the route decides *when* the
@@ -50,7 +50,6 @@ __all__ = [
     "ConditionalProfile",
     "ConditionalRequest",
     "FailedDetail",
-    "HeadMiddleware",
     "ProblemResponse",
     "VectorClockMiddleware",
     "client_clock",
@@ -129,13 +128,15 @@ class ConditionalProfile:
 
 @dataclass(frozen=True, slots=True)
 class ConditionalRequest:
-    """One request's preconditions under a profile; the policy applies when first used."""
+    """One request's preconditions under a profile; the policy applies when first used.
+
+    ``received`` holds the fields as parsed, before the policy; ``if_match`` the
+    If-Match as sent (lines joined), for messages.
+    """
 
     profile: ConditionalProfile
     method: str
-    #: The fields as received, before the policy.
     received: Preconditions
-    #: If-Match as sent (field lines joined), for messages.
     if_match: str | None
 
     def enforce(self) -> Preconditions:
@@ -156,13 +157,9 @@ class ConditionalRequest:
         if outcome is Outcome.NOT_MODIFIED:
             raise NotModified(state.etag)
         if outcome is Outcome.PRECONDITION_FAILED:
-            raise self.failed(state.etag)
+            raise PreconditionFailed(state.etag, self._failed_detail(state.etag))
         if response is not None and state.etag is not None:
             set_etag(response, state.etag, last_modified=state.last_modified)
-
-    def failed(self, current_etag: EntityTag | None) -> PreconditionFailed:
-        """The 412 error for this request, in its profile's words."""
-        return PreconditionFailed(current_etag, self._failed_detail(current_etag))
 
     def problem(self, error: OptimistError) -> Problem:
         """The problem details of ``error`` raised while this request was handled."""
@@ -212,9 +209,7 @@ def not_modified(tag: EntityTag | None, *, last_modified: datetime | None = None
 
 
 def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response:
-    """The response for ``problem``; a 304 carries no body."""
-    if problem.status == 304:
-        return Response(status_code=304, headers=headers)
+    """The problem+json response for ``problem``, with ``headers``."""
     return ProblemResponse(problem.to_dict(), status_code=problem.status, headers=headers)
 
 
@@ -255,36 +250,25 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _http_detail(request: Request, status: int, headers: Mapping[str, str]) -> str:
-    if status == 404:
-        return "No resource matches the request's path."
-    if status == 405:
-        return f"{request.method} is not allowed here; allowed: {headers.get('Allow', 'none')}."
-    return _phrase(status)
-
-
-_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+def _methods(allow: str) -> set[str]:
+    return {method.strip().upper() for method in allow.split(",") if method.strip()}
 
 
 def _allow(request: Request, sent: str) -> str:
     """Every method some route serves at the request's path (RFC 9110 §15.5.6: MUST).
 
-    The router names only the first route whose path matched; FastAPI declares each
-    method as a route of its own, so the others are found by asking every route.
+    The router names the methods of the first route whose path matched only; FastAPI
+    makes each method a route of its own, so every route is asked.
     """
-    allowed = {method.strip().upper() for method in sent.split(",") if method.strip()}
+    allowed = _methods(sent)
     routes = getattr(getattr(request.scope.get("app"), "router", None), "routes", [])
-    path = {
-        key: request.scope[key] for key in ("type", "path", "root_path") if key in request.scope
-    }
-    for method in _METHODS:
-        for route in routes:
-            # A mount matches its prefix whatever the method: it cannot say.
-            if isinstance(route, Mount | Host):
-                continue
-            if route.matches({**path, "method": method, "headers": []})[0] is Match.FULL:
-                allowed.add(method)
-                break
+    # A mount matches its prefix whatever the method: it cannot tell.
+    routes = [route for route in routes if not isinstance(route, Mount | Host)]
+    path = request.scope["path"]
+    probe = {"type": "http", "path": path, "root_path": request.scope.get("root_path", "")}
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+        if any(r.matches({**probe, "method": method})[0] is Match.FULL for r in routes):
+            allowed.add(method)
     return ", ".join(sorted(allowed))
 
 
@@ -301,8 +285,10 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     extensions: dict[str, Any] = {}
     if not isinstance(detail, str):  # FastAPI allows any JSON-able detail
         detail, extensions = _phrase(status), {"details": detail}
-    if detail == _phrase(status):
-        detail = _http_detail(request, status, headers)
+    if status == 404 and detail == _phrase(404):
+        detail = "No resource matches the request's path."
+    elif status == 405 and detail == _phrase(405):
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}."
     return problem_response(Problem(status, detail, extensions=extensions), headers)
 
 
@@ -318,60 +304,6 @@ def install_problem_handlers(app: Starlette) -> None:
 
 
 # -- middleware ------------------------------------------------------------------------
-
-
-def _allows_get(message: Message) -> bool:
-    allow = Headers(raw=message.get("headers", [])).get("allow", "")
-    return "GET" in {method.strip().upper() for method in allow.split(",")}
-
-
-def _no_body(receive: Receive) -> Receive:
-    """A receive that gives an empty request body once, then defers to ``receive``."""
-    given = False
-
-    async def empty() -> Message:
-        nonlocal given
-        if given:
-            return await receive()
-        given = True
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    return empty
-
-
-class HeadMiddleware:
-    """Answer HEAD wherever GET is answered: GET's status and headers, no body.
-
-    RFC 9110 §9.3.2: HEAD is GET without the content. FastAPI routes declare GET only
-    (fastapi/fastapi#1773); a HEAD that the app answers 405 with ``Allow: GET`` is
-    replayed as GET. Routes that declare HEAD themselves keep it.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
-            await self.app(scope, receive, send)
-            return
-        original = dict(scope)
-        replay = False
-
-        async def headers_only(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                message = {**message, "body": b""}
-            await send(message)
-
-        async def first(message: Message) -> None:
-            nonlocal replay
-            if message["type"] == "http.response.start":
-                replay = message["status"] == 405 and _allows_get(message)
-            if not replay:
-                await headers_only(message)
-
-        await self.app(scope, receive, first)
-        if replay:
-            await self.app({**original, "method": "GET"}, _no_body(receive), headers_only)
 
 
 def _wildcard(value: str) -> bool:
