@@ -28,6 +28,7 @@ from optimist.fastapi import (
     HeadMiddleware,
     PrecedenceRoute,
     conditional,
+    document_problems,
     install_problem_handlers,
     problem_responses,
 )
@@ -860,3 +861,12 @@ async def test_openapi_documents_precondition_headers(openapi: dict[str, Any]) -
 async def test_openapi_has_no_head_operations(openapi: dict[str, Any]) -> None:
     """Answering HEAD adds no operations to the document."""
     assert all("head" not in operations for operations in openapi["paths"].values())
+
+
+def test_documenting_twice_changes_nothing() -> None:
+    """document_problems is idempotent: a second call leaves the document as it was."""
+    app = build_app()
+    once = json.dumps(app.openapi(), sort_keys=True)
+    document_problems(app)
+    app.openapi_schema = None
+    assert json.dumps(app.openapi(), sort_keys=True) == once

@@ -15,7 +15,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from optimist.conditions import ResourceState
 from optimist.errors import (
@@ -150,6 +150,16 @@ async def not_modified(request: Request) -> Response:
     raise HTTPException(304, headers={"ETag": str(TAG)})
 
 
+async def http_error(request: Request) -> Response:
+    """HTTPExceptions of the kinds an app raises itself."""
+    kind = request.query_params["kind"]
+    if kind == "unavailable":
+        raise HTTPException(503, "pool exhausted: secret", headers={"Retry-After": "5"})
+    if kind == "structured":
+        raise HTTPException(400, detail={"field": "name"})  # type: ignore[arg-type]
+    raise HTTPException(499, "client went away")
+
+
 def build_app() -> Starlette:
     """A Starlette app with the problem handlers."""
     app = Starlette(
@@ -159,6 +169,8 @@ def build_app() -> Starlette:
             Route("/conflict", conflict, methods=["PUT"]),
             Route("/fail", fail),
             Route("/not-modified", not_modified),
+            Route("/http", http_error),
+            Mount("/mounted", routes=[Route("/item", item, methods=["PATCH"])]),
         ]
     )
     install_problem_handlers(app)
@@ -325,6 +337,26 @@ async def test_405_lists_every_method(client: httpx.AsyncClient) -> None:
     response = await client.post("/item")
     assert_problem(response, 405)
     assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
+
+
+async def test_http_5xx_leaks_nothing_but_keeps_headers(client: httpx.AsyncClient) -> None:
+    """An HTTPException 5xx is a generic problem that keeps its headers."""
+    response = await client.get("/http", params={"kind": "unavailable"})
+    problem = assert_problem(response, 503)
+    assert "secret" not in response.text
+    assert (problem["title"], response.headers["retry-after"]) == ("Service Unavailable", "5")
+
+
+async def test_structured_http_detail_is_an_extension(client: httpx.AsyncClient) -> None:
+    """A non-string HTTPException detail (FastAPI allows one) becomes ``details``."""
+    problem = assert_problem(await client.get("/http", params={"kind": "structured"}), 400)
+    assert (problem["detail"], problem["details"]) == ("Bad Request", {"field": "name"})
+
+
+async def test_unregistered_status_still_renders(client: httpx.AsyncClient) -> None:
+    """A status Python has no phrase for still gives a problem."""
+    problem = assert_problem(await client.get("/http", params={"kind": "odd"}), 499)
+    assert problem["detail"] == "client went away"
 
 
 def test_problem_json_is_ascii_even_for_lone_surrogates() -> None:
