@@ -59,6 +59,10 @@ VALID_LISTS: list[tuple[str, TagMatch]] = [
     ("*", ANY),
     (" * ", ANY),
     ("\t*", ANY),
+    ("", ()),
+    (" ", ()),
+    (",", ()),
+    (" , ,\t", ()),
 ]
 
 
@@ -88,6 +92,10 @@ VALID_LISTS: list[tuple[str, TagMatch]] = [
         "wildcard",
         "wildcard-ows",
         "wildcard-tab",
+        "empty-list",
+        "empty-list-ows",
+        "empty-list-comma",
+        "empty-list-only-empty-elements",
     ],
 )
 def test_parse_list_accepts_the_grammar(value: str, expected: TagMatch) -> None:
@@ -96,10 +104,6 @@ def test_parse_list_accepts_the_grammar(value: str, expected: TagMatch) -> None:
 
 
 INVALID_LISTS = [
-    ("", 0),
-    (" ", 1),
-    (",", 1),
-    (" , ,\t", 5),
     ("a", 0),
     ('w/"a"', 0),
     ('W/ "a"', 2),
@@ -129,10 +133,6 @@ INVALID_LISTS = [
     ("value", "position"),
     INVALID_LISTS,
     ids=[
-        "empty",
-        "only-ows",
-        "only-comma",
-        "only-empty-elements",
         "bare-token",
         "lower-case-weak-prefix",
         "space-after-weak-prefix",
@@ -375,9 +375,9 @@ def test_parse_with_allow_bare() -> None:
     assert parse("a1b2", allow_bare=True) == strong("a1b2")
 
 
-@given(st.lists(entity_tags, min_size=1, max_size=6))
+@given(st.lists(entity_tags, max_size=6))
 def test_format_then_parse_round_trips(tags: list[EntityTag]) -> None:
-    """format_list followed by parse_list gives back the same tags, in order."""
+    """format_list followed by parse_list gives back the same tags, in order, even none."""
     assert parse_list(format_list(tags)) == tuple(tags)
 
 
@@ -388,9 +388,7 @@ def test_str_then_parse_round_trips(tag: EntityTag) -> None:
 
 
 @given(
-    st.lists(st.one_of(entity_tags, st.none()), min_size=1, max_size=6).filter(
-        lambda elements: any(e is not None for e in elements)
-    ),
+    st.lists(st.one_of(entity_tags, st.none()), min_size=1, max_size=6),
     st.data(),
 )
 def test_empty_elements_and_ows_do_not_change_the_tags(
@@ -428,7 +426,7 @@ def test_parse_list_raises_only_invalid_entity_tag(value: str, allow_bare: bool)
     if isinstance(result, InvalidEntityTag):
         assert 0 <= result.position <= len(value)
     else:
-        assert result is ANY or len(result) >= 1
+        assert result is ANY or isinstance(result, tuple)
 
 
 @given(st.text(alphabet=st.characters(exclude_categories=())), st.booleans())

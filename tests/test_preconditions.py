@@ -341,7 +341,7 @@ IF_MATCH_TABLE = [
         "wildcard-no-stored-tag",
         "malformed-bare",
         "malformed-missing-comma",
-        "malformed-empty",
+        "empty-list-matches-nothing",
         "strong-weak-sent",
         "strong-weak-stored",
         "strong-both-weak",
@@ -457,7 +457,7 @@ IF_NONE_MATCH_TABLE = [
         "list-no-stored-tag",
         "malformed-get",
         "malformed-put",
-        "malformed-empty-delete",
+        "empty-list-delete",
         "lower-case-method",
     ],
 )

@@ -188,7 +188,9 @@ def parse_list(value: str, *, field: str = "If-Match", allow_bare: bool = False)
 
     Raises :class:`InvalidEntityTag` (with the position) on anything the grammar in
     this module's docstring does not produce. A value with no element at all (empty,
-    or only commas and whitespace) is invalid too: ``1#entity-tag`` needs one.
+    or only commas and whitespace) is the empty tuple: RFC 9110 writes ``#entity-tag``,
+    which admits zero members (RFC 7232 had ``1#entity-tag``), and an empty list
+    matches nothing, so such an If-Match is false and such an If-None-Match true.
     """
     if _ANY_RE.fullmatch(value):
         return ANY
@@ -232,8 +234,6 @@ def _scan_list(value: str, field: str, allow_bare: bool) -> TagMatch:
         if scanner.peek() != ",":
             raise scanner.fail("expected ',' between entity-tags")
         scanner.pos += 1
-    if not tags:
-        raise scanner.fail("expected at least one entity-tag")
     return tuple(tags)
 
 
