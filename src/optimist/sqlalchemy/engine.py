@@ -107,15 +107,28 @@ def reading(engine: AsyncEngine) -> AsyncEngine:
 async def transaction(bind: Bind, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
     """A connection inside a transaction, committed on success and rolled back on error.
 
-    Given an engine, a connection of its own (on SQLite a read takes no write lock).
-    Given a connection already in a transaction, that transaction: the caller commits.
-    Given a connection outside one, a transaction on it that ends with the block.
+    Given an engine, a connection of its own. Given a connection already in a
+    transaction, that transaction: the caller commits. Given a connection outside one,
+    a transaction on it that ends with the block. On SQLite a ``read`` transaction of
+    its own starts with a deferred BEGIN: it takes no write lock.
     """
     if isinstance(bind, AsyncEngine):
         async with (reading(bind) if read else bind).begin() as connection:
             yield connection
     elif bind.in_transaction():
         yield bind
+    elif read and bind.dialect.name == "sqlite":
+        previous = (
+            bind.sync_connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+            if bind.sync_connection
+            else "IMMEDIATE"
+        )
+        await bind.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+        try:
+            async with bind.begin():
+                yield bind
+        finally:
+            await bind.execution_options(**{SQLITE_BEGIN: previous})
     else:
         async with bind.begin():
             yield bind
