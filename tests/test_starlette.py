@@ -535,3 +535,15 @@ async def test_clock_middleware_under_fastapi_routers() -> None:
         response = await client.patch("/sessions/1", headers={"If-Match": STORED.to_json()})
     assert response.json() == {"node-a": 2, "node-b": 1}
     assert response.headers["etag"] == '"node-a=2;node-b=1;node-z=1"'
+
+
+async def test_clock_middleware_leaves_paths_outside_its_prefixes_alone() -> None:
+    """A path outside ``paths`` keeps its If-Match as sent, clock or not."""
+    app = Starlette(routes=[Route("/sessions/{key}", session, methods=["PUT"])])
+    app.state.sessions = {"1": STORED}
+    app.add_middleware(VectorClockMiddleware, paths=("/v1/",))
+    install_problem_handlers(app)
+    async with client_for(app) as client:
+        response = await client.put("/sessions/1", headers={"If-Match": "not a clock"})
+    assert response.status_code == 200
+    assert response.json() == {"vector_clock": None, "if_match": ["not a clock"]}

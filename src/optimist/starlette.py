@@ -339,6 +339,8 @@ class VectorClockMiddleware:
     at once, or with ``defer=True`` when the route calls :func:`client_clock` (or its
     preconditions fail), which keeps RFC 9110 §13.2.1's precedence. A 2xx response of a
     route that set ``request.state.updated_clock`` carries that clock's entity-tag as ETag.
+    ``paths`` limits the middleware to requests whose path starts with one of them, for
+    an application whose other resources are versioned by plain entity tags.
     """
 
     def __init__(
@@ -347,13 +349,19 @@ class VectorClockMiddleware:
         *,
         methods: tuple[str, ...] = ("PUT", "PATCH", "DELETE"),
         defer: bool = False,
+        paths: tuple[str, ...] = ("/",),
     ) -> None:
         self.app = app
         self.methods = frozenset(method.upper() for method in methods)
         self.defer = defer
+        self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in self.methods:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in self.methods
+            or not scope["path"].startswith(self.paths)
+        ):
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})

@@ -1,0 +1,53 @@
+"""The reference service's ASGI application: the three seed APIs on the optimist library.
+
+``create_app`` is the factory uvicorn imports in every worker; the lifespan migrates
+the database if needed and builds the process's :class:`~optimist.service.runtime.Runtime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from optimist.fastapi import HeadMiddleware, document_problems, install_problem_handlers
+from optimist.service.runtime import RuntimeDep, prepare, start
+from optimist.service.settings import Settings
+from optimist.starlette import VectorClockMiddleware
+
+__all__ = ["create_app", "prepare"]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for ``settings`` (default: from the ``OPTIMIST_*`` variables)."""
+    settings = settings or Settings.from_environment()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await start(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.engine.dispose()
+
+    app = FastAPI(
+        title="optimist reference service",
+        version="0.1.0",
+        summary="The admin, projects and test-sessions APIs, without lost updates.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    document_problems(app)
+    # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.
+    app.add_middleware(VectorClockMiddleware, defer=True, paths=("/v1/tests/sessions",))
+    app.add_middleware(HeadMiddleware)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
+    async def healthz(runtime: RuntimeDep) -> dict[str, str]:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return {"status": "ok", "node_id": runtime.node_id}
+
+    return app
