@@ -1,0 +1,49 @@
+"""Helpers for the reference service's tests: settings and a running app with a client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from fastapi import FastAPI
+
+from optimist.service.app import create_app
+from optimist.service.runtime import Runtime
+from optimist.service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A running app (lifespan entered), its runtime, and a client bound to it."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        runtime: Runtime = self.app.state.runtime
+        return runtime
+
+
+def settings_for(database_url: str, **changes: object) -> Settings:
+    """Settings for a test deployment on ``database_url``, with the demo data."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "node_id": "test-node",
+        "secret_key": "test-secret",
+        "demo_data": True,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Service]:
+    """The app for ``settings`` with its lifespan entered, and an in-process client."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield Service(app, client)
