@@ -43,7 +43,7 @@ class Backoff:
     initial: float = 0.02
     maximum: float = 2.0
     multiplier: float = 2.0
-    jitter: float = 0.05
+    jitter: float = 0.1
     max_retry_after: float = 60.0
     # Jitter spreads retries and protects nothing: the standard generator suits it.
     uniform: Callable[[float, float], float] = field(

@@ -97,6 +97,10 @@ class Client:
     bodies and credentials (:mod:`optimist.httpx.apis`), ``backoff`` paces retries,
     ``cache`` holds documents to revalidate (one per identity), ``max_attempts``
     bounds the tries of each operation and ``sleep`` is how it waits.
+
+    The bound is generous because optimistic writes are lock-free: every 412 means
+    another writer got through, so retrying makes progress; sixteen clients updating
+    one resource at once need up to about eight attempts each.
     """
 
     def __init__(
@@ -106,7 +110,7 @@ class Client:
         api: Api | None = None,
         backoff: Backoff | None = None,
         cache: ETagCache | None = None,
-        max_attempts: int = 10,
+        max_attempts: int = 20,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._owns_http = http is None
@@ -207,7 +211,7 @@ class AsyncClient:
         api: Api | None = None,
         backoff: Backoff | None = None,
         cache: ETagCache | None = None,
-        max_attempts: int = 10,
+        max_attempts: int = 20,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self._owns_http = http is None
