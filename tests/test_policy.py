@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import doctest
+import pickle
 from datetime import UTC, datetime
 from typing import TypedDict
 
@@ -75,12 +77,12 @@ def test_default_can_be_changed() -> None:
     assert policy.requirement("GET") is OPTIONAL
 
 
-def test_methods_are_read_only_after_construction() -> None:
-    """The normalised method table cannot be changed behind the frozen policy's back."""
-    policy = PreconditionPolicy({"delete": REQUIRED})
-    assert dict(policy.methods) == {"DELETE": REQUIRED}
-    with pytest.raises(TypeError):
-        policy.methods["PUT"] = REQUIRED  # type: ignore[index]
+def test_method_names_are_normalised_once() -> None:
+    """The method table is stored upper-cased, and the policy copies and pickles."""
+    policy = PreconditionPolicy({"delete": REQUIRED, "Patch": IGNORED})
+    assert policy.methods == {"DELETE": REQUIRED, "PATCH": IGNORED}
+    assert copy.deepcopy(policy) == policy
+    assert pickle.loads(pickle.dumps(policy)) == policy
 
 
 SENT = Preconditions(if_match=(EntityTag("a"),))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from optimist.errors import PreconditionRequired
 from optimist.preconditions import Preconditions
@@ -82,8 +81,7 @@ class PreconditionPolicy:
         if unknown or not self.satisfied_by:
             raise ValueError(f"cannot be satisfied by {sorted(unknown) or 'nothing'}")
         # Normalise method names once, so lookups need no case folding.
-        methods = MappingProxyType({m.upper(): r for m, r in self.methods.items()})
-        object.__setattr__(self, "methods", methods)
+        object.__setattr__(self, "methods", {m.upper(): r for m, r in self.methods.items()})
 
     def requirement(self, method: str) -> Requirement:
         """The requirement for ``method``."""
