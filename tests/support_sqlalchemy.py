@@ -23,24 +23,30 @@ from optimist.etag import EntityTag
 from optimist.sqlalchemy import (
     Record,
     Versioned,
+    clock_of,
     create,
     create_engine,
     get,
     update,
+    update_clocked,
     versioned_table,
 )
 
 __all__ = [
     "Store",
     "as_text",
+    "clocked_increments",
     "create_if_absent",
     "declare",
+    "declare_sessions",
     "increment",
     "open_store",
+    "process_clock_worker",
     "process_create_worker",
     "process_increment_worker",
     "process_update_worker",
     "race",
+    "read_clock_total",
     "read_row",
     "run_processes",
     "update_if_match",
@@ -80,6 +86,18 @@ def declare(metadata: MetaData | None = None) -> tuple[Versioned, Versioned]:
         weak=True,
     )
     return items, weak_items
+
+
+def declare_sessions(metadata: MetaData | None = None) -> Versioned:
+    """The clock-versioned ``sessions`` table, scoped by building."""
+    return versioned_table(
+        "sessions",
+        metadata or MetaData(),
+        Column("id", String(40), primary_key=True),
+        Column("building", Integer, nullable=False, default=1),
+        Column("notes", String(200)),
+        clock=True,
+    )
 
 
 @asynccontextmanager
@@ -275,5 +293,46 @@ async def read_row(url: str, key: str) -> Record:
     engine = create_engine(url)
     try:
         return await get(engine, items, key)
+    finally:
+        await engine.dispose()
+
+
+async def clocked_increments(
+    connection: AsyncConnection, sessions: Versioned, key: str, node: str, rounds: int
+) -> int:
+    """``rounds`` unconditional clocked writes on ``node``; how many were acknowledged."""
+    for n in range(rounds):
+        await update_clocked(
+            connection, sessions, key, {"notes": f"{node}-{n}"}, node=node, sent=None
+        )
+    return rounds
+
+
+async def process_clock_worker(
+    url: str, key: str, tasks: int, rounds: int, worker: int, barrier: Any
+) -> int:
+    """A process of ``tasks`` nodes, each writing ``rounds`` times without a clock."""
+    sessions = declare_sessions()
+    engine = create_engine(url, pool_size=tasks, max_overflow=0)
+    connections = [await engine.connect() for _ in range(tasks)]
+    try:
+        counts = await race(
+            connections,
+            lambda i, c: as_text(clocked_increments(c, sessions, key, f"p{worker}-n{i}", rounds)),
+            start=lambda: asyncio.to_thread(barrier.wait),
+        )
+    finally:
+        for connection in connections:
+            await connection.close()
+        await engine.dispose()
+    return sum(int(count) for count in counts)
+
+
+async def read_clock_total(url: str, key: str) -> int:
+    """The sum of the counters of the stored clock of session ``key``."""
+    sessions = declare_sessions()
+    engine = create_engine(url)
+    try:
+        return sum(clock_of(sessions, await get(engine, sessions, key)).values())
     finally:
         await engine.dispose()

@@ -7,9 +7,12 @@
 * :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
   writes whose precondition (an :class:`optimist.conditions.Condition`) is part of the
   statement;
+* :func:`create_clocked`, :func:`update_clocked`, :func:`delete_clocked`: writes of
+  vector-clock resources, the stored clock being the compare-and-set key;
 * :func:`page`: keyset pages with a snapshot watermark.
 """
 
+from optimist.sqlalchemy.clocks import clock_of, create_clocked, delete_clocked, update_clocked
 from optimist.sqlalchemy.compiler import Clause, where
 from optimist.sqlalchemy.engine import (
     SQLITE_BEGIN,
@@ -41,9 +44,12 @@ __all__ = [
     "Scope",
     "UTCDateTime",
     "Versioned",
+    "clock_of",
     "create",
+    "create_clocked",
     "create_engine",
     "delete",
+    "delete_clocked",
     "find",
     "get",
     "page",
@@ -52,6 +58,7 @@ __all__ = [
     "sha256_tag",
     "transaction",
     "update",
+    "update_clocked",
     "versioned_table",
     "where",
 ]

@@ -235,10 +235,15 @@ def versioned_table(
 
     ``scope`` names the columns a caller filters every request by (e.g. ``tenant_id``);
     the page index then leads with them so that a tenant's deep page stays an index
-    range. ``clock=True`` adds a ``vector_clock`` text column for clock-versioned rows.
+    range. ``clock=True`` adds a ``vector_clock`` text column for clock-versioned rows
+    (written by :mod:`optimist.sqlalchemy.clocks`); their ``etag`` is the clock's tag.
     """
     extra: list[SchemaItem] = [
-        Column("etag", String(255), nullable=False, index=True),
+        # A clock's tag grows with its nodes (up to ~5 400 characters), too long for
+        # a B-tree entry; clocked rows are found by key and compared by clock anyway.
+        Column("etag", Text, nullable=False)
+        if clock
+        else Column("etag", String(255), nullable=False, index=True),
         Column("updated_at", UTCDateTime(), nullable=False),
         Column("created_seq", BigInteger, nullable=False, unique=True),
     ]

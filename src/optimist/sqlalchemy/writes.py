@@ -29,7 +29,7 @@ on PostgreSQL that also aborts a caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -50,10 +50,26 @@ from optimist.sqlalchemy.integrity import translate
 from optimist.sqlalchemy.sequence import advance
 from optimist.sqlalchemy.versioned import Record, Versioned
 
-__all__ = ["Scope", "create", "delete", "find", "get", "update"]
+__all__ = [
+    "Scope",
+    "Stamp",
+    "check_columns",
+    "create",
+    "create_stamped",
+    "delete",
+    "find",
+    "get",
+    "locate",
+    "refusal",
+    "update",
+    "write_one",
+]
 
 #: Equality filters every statement of a request carries, e.g. ``{"tenant_id": 7}``.
 Scope: TypeAlias = Mapping[str, Any]
+
+#: The version columns of a new row (``etag``, a clock…) from its key and write time.
+Stamp: TypeAlias = Callable[[tuple[Any, ...], datetime], Mapping[str, Any]]
 
 
 async def get(
@@ -92,8 +108,9 @@ async def update(
     successful update gives the row a new ETag and ``updated_at``, even with no
     ``values``. Raises :class:`ResourceNotFound` or :class:`PreconditionFailed`.
     """
+    _refuse_clocked(versioned, "update")
     parts = versioned.key_of(key)
-    _check_columns(versioned, values, allow_key=False)
+    check_columns(versioned, values, allow_key=False)
     clause = where(versioned, condition)
     async with transaction(bind) as connection:
         if clause is not False:
@@ -111,7 +128,7 @@ async def update(
             )
             if clause is not True:
                 statement = statement.where(clause)
-            row = await _write_one(connection, statement, versioned, values)
+            row = await write_one(connection, statement, versioned, values)
             if row is not None:
                 return versioned.record(row)
         current = await find(connection, versioned, parts, scope=scope)
@@ -138,7 +155,7 @@ async def delete(
             )
             if clause is not True:
                 statement = statement.where(clause)
-            row = await _write_one(connection, statement, versioned, {})
+            row = await write_one(connection, statement, versioned, {})
             if row is not None:
                 return versioned.record(row)
         current = await find(connection, versioned, parts, scope=scope)
@@ -163,8 +180,30 @@ async def create(
     ``scope`` is a :class:`ResourceExists` without details: put the scope columns in
     the primary key to make keys per tenant.
     """
+    _refuse_clocked(versioned, "create")
+    recipe, etag = versioned.recipe, versioned.etag_column
+    return await create_stamped(
+        bind,
+        versioned,
+        values,
+        lambda parts, now: {etag: recipe(parts, now)},
+        condition=condition,
+        scope=scope,
+    )
+
+
+async def create_stamped(
+    bind: Bind,
+    versioned: Versioned,
+    values: Mapping[str, Any],
+    stamp: Stamp,
+    *,
+    condition: Condition = ALWAYS,
+    scope: Scope | None = None,
+) -> Record:
+    """:func:`create`, with the version columns computed by ``stamp`` (clocked tables)."""
     row_values = {**values, **_scope_values(values, scope)}
-    _check_columns(versioned, row_values, allow_key=True)
+    check_columns(versioned, row_values, allow_key=True)
     keyed = all(column.name in row_values for column in versioned.key)
     parts = tuple(row_values.get(column.name) for column in versioned.key)
     shown: object = parts[0] if len(parts) == 1 else parts
@@ -175,10 +214,10 @@ async def create(
             current = await find(connection, versioned, parts, scope=scope) if keyed else None
             raise PreconditionFailed(None if current is None else current.etag, current=current)
         now = datetime.now(UTC)
-        row_values[versioned.etag_column] = versioned.recipe(parts, now)
+        row_values.update(stamp(parts, now))
         row_values[versioned.updated_at_column] = now
         statement = await _insert(connection, versioned, row_values, keyed)
-        row = await _write_one(connection, statement, versioned, row_values)
+        row = await write_one(connection, statement, versioned, row_values)
         if row is not None:
             return versioned.record(row)
         current = await find(connection, versioned, parts, scope=scope)
@@ -207,9 +246,10 @@ def refusal(
     return PreconditionFailed(current.etag, current=current)
 
 
-async def _write_one(
+async def write_one(
     connection: AsyncConnection, statement: Any, versioned: Versioned, values: Mapping[str, Any]
 ) -> Mapping[str, Any] | None:
+    """Execute a one-row write with RETURNING: the row, None, or a typed refusal of a value."""
     try:
         result = await connection.execute(statement)
     except DBAPIError as error:
@@ -274,7 +314,16 @@ def _scope_values(values: Mapping[str, Any], scope: Scope | None) -> dict[str, A
     return dict(scope)
 
 
-def _check_columns(versioned: Versioned, values: Mapping[str, Any], *, allow_key: bool) -> None:
+def _refuse_clocked(versioned: Versioned, operation: str) -> None:
+    if versioned.clock_column is not None:
+        raise ValueError(
+            f"{versioned.resource} is versioned by vector clocks: "
+            f"{operation} it with optimist.sqlalchemy.clocks"
+        )
+
+
+def check_columns(versioned: Versioned, values: Mapping[str, Any], *, allow_key: bool) -> None:
+    """Refuse unknown columns, and the columns optimist writes itself, before any statement."""
     managed = {versioned.etag_column, versioned.updated_at_column, versioned.created_seq_column}
     if versioned.clock_column is not None:
         managed.add(versioned.clock_column)
