@@ -12,6 +12,7 @@ from optimist import errors
 from optimist.errors import (
     ExpiredToken,
     ForeignToken,
+    GuardFailed,
     InvalidEntityTag,
     InvalidInput,
     InvalidToken,
@@ -48,6 +49,7 @@ TREE = [
     (NotModified, PreconditionError, 304),
     (ResourceNotFound, OptimistError, 404),
     (ResourceExists, OptimistError, 409),
+    (GuardFailed, OptimistError, 409),
     (MergeConflict, OptimistError, 409),
     (ResponseError, OptimistError, 500),
 ]
@@ -185,6 +187,14 @@ def test_resource_errors_name_the_resource_and_key() -> None:
         7,
         "feature flag 7 already exists",
     )
+
+
+def test_guard_failed_keeps_the_current_row() -> None:
+    """A refused guard names the resource and key and carries the row that refused it."""
+    error = GuardFailed("project", "proj_1", {"status": "accepted"})
+    assert (error.status, error.resource, error.key) == (409, "project", "proj_1")
+    assert error.current == {"status": "accepted"}
+    assert error.detail == "project proj_1 is not in a state that allows this write"
 
 
 def test_merge_conflict_lists_the_paths() -> None:

@@ -10,6 +10,7 @@ from optimist.cursor import Cursor, CursorCodec
 from optimist.errors import (
     ExpiredToken,
     ForeignToken,
+    GuardFailed,
     InvalidEntityTag,
     InvalidInput,
     InvalidToken,
@@ -43,6 +44,7 @@ __all__ = [
     "EntityTag",
     "ExpiredToken",
     "ForeignToken",
+    "GuardFailed",
     "InvalidEntityTag",
     "InvalidInput",
     "InvalidToken",

@@ -20,6 +20,7 @@ that one handler can turn any of them into problem details (RFC 9457)::
     │   └── NotModified                 304    current_etag
     ├── ResourceNotFound                404    resource, key
     ├── ResourceExists                  409    resource, key
+    ├── GuardFailed                     409    resource, key, current
     ├── MergeConflict                   409    base, theirs, mine, paths
     └── ResponseError                  (its)   method, url, status, problem   (client side)
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExpiredToken",
     "ForeignToken",
+    "GuardFailed",
     "InvalidEntityTag",
     "InvalidInput",
     "InvalidToken",
@@ -231,6 +233,25 @@ class ResourceExists(OptimistError):
         super().__init__(f"{resource} {key!s} already exists")
         self.resource = resource
         self.key = key
+
+
+class GuardFailed(OptimistError):
+    """A write's guard is false of the stored row: its current state forbids the write.
+
+    A guard is a rule about the row's own values that the write checks in its
+    statement (e.g. that a status is one a transition may leave); ``current`` is the
+    row as the store read it after refusing (e.g. an ``optimist.sqlalchemy.Record``),
+    so the caller can say which rule failed. 409 by default (RFC 9110 §15.5.10); an
+    API whose rule is a validation of the request may answer 422 instead.
+    """
+
+    status = 409
+
+    def __init__(self, resource: str, key: object, current: Any) -> None:
+        super().__init__(f"{resource} {key!s} is not in a state that allows this write")
+        self.resource = resource
+        self.key = key
+        self.current = current
 
 
 class MergeConflict(OptimistError):
