@@ -8,6 +8,7 @@ from sqlalchemy import inspect
 from optimist.service.runtime import prepare, signing_key
 from optimist.service.schema import metadata
 from optimist.sqlalchemy import create_engine
+
 from support_service import Service, settings_for
 
 pytestmark = pytest.mark.anyio

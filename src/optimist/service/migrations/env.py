@@ -7,8 +7,9 @@ an open connection inside the transaction (and lock) it holds.
 from __future__ import annotations
 
 from alembic import context
-from optimist.service.schema import metadata
 from sqlalchemy.engine import Connection
+
+from optimist.service.schema import metadata
 
 
 def run(connection: Connection) -> None:
