@@ -25,6 +25,7 @@ from optimist.sqlalchemy import (
     update,
     versioned_table,
 )
+
 from support_sqlalchemy import Store, open_store
 
 pytestmark = pytest.mark.anyio
@@ -169,6 +170,13 @@ def test_recipe_tags_are_fresh_hex_of_the_asked_length(length: int, key: tuple[o
     assert set(first) <= set(string.hexdigits.lower())
     assert first != second
     EntityTag(first)  # always a valid opaque-tag
+
+
+def test_two_versions_in_one_microsecond_get_different_tags() -> None:
+    """The nonce makes tags unique even for the same key and timestamp."""
+    recipe = sha256_tag()
+    moment = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+    assert len({recipe(("a",), moment) for _ in range(1000)}) == 1000
 
 
 @pytest.mark.parametrize("length", [7, 65], ids=["too-short", "too-long"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
@@ -35,6 +35,7 @@ from optimist.sqlalchemy import (
     update,
     versioned_table,
 )
+
 from support_sqlalchemy import Store, open_store
 
 pytestmark = pytest.mark.anyio
@@ -419,10 +420,3 @@ async def test_create_with_server_chosen_key(database_url: str) -> None:
             ) == "b"
     finally:
         await engine.dispose()
-
-
-async def test_two_writes_in_one_microsecond_get_different_tags(store: Store) -> None:
-    """The recipe's nonce makes tags unique even for the same key and timestamp."""
-    moment = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
-    tags = {store.items.recipe(("a",), moment) for _ in range(1000)}
-    assert len(tags) == 1000

@@ -15,14 +15,19 @@ create increments it *in the same statement* that inserts the row::
     WITH s AS (INSERT INTO optimist_sequences (name, value) VALUES (:t, 1)
                ON CONFLICT (name) DO UPDATE SET value = optimist_sequences.value + 1
                RETURNING value)
-    INSERT INTO t (…, created_seq) SELECT …, s.value FROM s ON CONFLICT DO NOTHING RETURNING *
+    INSERT INTO t (…, created_seq) VALUES (…, (SELECT value FROM s))
+      ON CONFLICT (pk) DO NOTHING RETURNING *
 
 The upsert locks the counter row until the create commits, so creates of one table
 take their numbers one after another in commit order, and a reader that sees the
 counter at *w* sees every row numbered ≤ *w*: the counter and the row commit together,
 and a create that rolls back rolls its number back too, before anyone could see it.
 The price is that creates of one table are serialised for the length of their
-transaction: one short statement in autocommit.
+transaction: one short statement in autocommit. A caller's transaction that creates
+rows in several tables holds several counters: create in a fixed table order there, as
+with any locks, or PostgreSQL breaks the deadlock by aborting one of two such
+transactions.
+
 On SQLite every write transaction holds the database's one write lock (``BEGIN
 IMMEDIATE``, see :mod:`optimist.sqlalchemy.engine`) and SQLite has no DML in ``WITH``,
 so there the upsert and the insert are two statements of one transaction.
