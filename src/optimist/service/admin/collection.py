@@ -1,0 +1,288 @@
+"""One tenant-scoped collection of the admin API: reads, lists and conditional writes.
+
+Users, roles and feature flags behave alike (SPEC §4.1, seed 002), so a
+:class:`Collection` holds what they share and each resource module only adds its
+fields. Every operation is scoped by the caller's tenant, so another tenant's row is a
+404 for every method; every write is one statement whose WHERE clause carries the
+request's precondition (``optimist.sqlalchemy``), and the store's refusal read, made
+only when nothing was written, tells 404 from 412.
+
+The precondition profile is seed 002's (:data:`AdminConditions`): weak entity tags,
+If-Match compared by opaque-tag (the documented deviation from RFC 9110 §13.1.1's
+strong comparison that the seed's client workflow needs), DELETE strict with the seed's
+400, PATCH and PUT lenient, and the seed's 412 detail.
+
+The order of checks (SPEC §4.1): the identity dependencies (401, 403) run before the
+endpoint; a failing body or a missing required If-Match then looks the row up once,
+so that a missing resource is a 404 first; only then 422, 400, and the write's 412.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final, TypeVar
+
+from fastapi import Depends, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from optimist.conditions import ALWAYS, Condition
+from optimist.cursor import Cursor
+from optimist.errors import MalformedToken, PreconditionRequired, ResourceExists, ResourceNotFound
+from optimist.etag import Comparison
+from optimist.fastapi import conditional
+from optimist.policy import PreconditionPolicy, Requirement
+from optimist.service.admin.bodies import read_json, validated
+from optimist.service.admin.identity import Identity
+from optimist.service.runtime import Runtime
+from optimist.sqlalchemy import Record, Versioned, create, delete, find, get, page, update
+from optimist.starlette import ConditionalRequest, set_etag
+
+__all__ = [
+    "COMPARISON",
+    "MODIFIED_DETAIL",
+    "POLICY",
+    "AdminConditions",
+    "Collection",
+    "Limit",
+    "PageCursor",
+    "timestamp",
+]
+
+#: Seed 002's 412 detail.
+MODIFIED_DETAIL: Final = "Resource has been modified. Please fetch the latest version and retry."
+#: If-Match compares by opaque-tag in this profile (SPEC §4.1); change it here.
+COMPARISON: Final = Comparison.WEAK
+#: DELETE strict with seed 002's 400 (detail and ``invalid_params``), PATCH/PUT lenient.
+POLICY: Final = PreconditionPolicy(
+    {"DELETE": Requirement.REQUIRED},
+    missing_status=400,
+    missing_detail="{header} header required for {method} operations",
+    satisfied_by=("If-Match",),
+)
+
+AdminConditions = Annotated[
+    ConditionalRequest,
+    Depends(conditional(POLICY, comparison=COMPARISON, failed_detail=MODIFIED_DETAIL)),
+]
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page, 1 to 100")]
+PageCursor = Annotated[
+    str | None, Query(description="The next_cursor of the previous page (opaque, signed)")
+]
+
+_SHOWN: Final = 80  # how much of a hostile key an error message repeats
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, to the second, as seed 002 writes ``updated_at``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """A tenant-scoped versioned table served at ``path`` (e.g. ``/admin/users``).
+
+    ``key`` is the shape of a key in the path (anything else cannot exist: 404 without
+    a query); ``key_member`` names the member of the representation that holds it;
+    ``render`` turns a row into the representation; ``unique`` names a member unique
+    in the tenant, for the 409 when a write takes a value already taken. The table's
+    primary key may include the tenant (feature flags: one key per tenant).
+    """
+
+    versioned: Versioned
+    path: str
+    key: re.Pattern[str]
+    key_member: str
+    render: Callable[[Mapping[str, Any]], dict[str, Any]]
+    unique: str | None = None
+
+    @property
+    def resource(self) -> str:
+        """The resource's name in problems ("user")."""
+        return self.versioned.resource
+
+    # -- keys and errors ---------------------------------------------------------------
+
+    def checked(self, key: str) -> str:
+        """``key`` if it could name a row; a 404 without a query otherwise."""
+        if self.key.fullmatch(key) is None:
+            shown = key if len(key) <= _SHOWN else key[:_SHOWN] + "…"
+            raise ResourceNotFound(self.resource, shown)
+        return key
+
+    def _row_key(self, identity: Identity, key: str) -> tuple[Any, ...]:
+        scope = identity.scope
+        return tuple(scope.get(column.name, key) for column in self.versioned.key)
+
+    @contextmanager
+    def _named(self, key: object) -> Iterator[None]:
+        """The store's 404 and 409 named as the client names things: by the key in the
+        path (not the row's key with its tenant), or by the unique member that collided."""
+        try:
+            yield
+        except ResourceNotFound as error:
+            raise ResourceNotFound(self.resource, key) from error
+        except ResourceExists as error:
+            taken = error.key
+            if self.unique is not None and isinstance(taken, Mapping) and self.unique in taken:
+                named = f"{self.resource} with {self.unique}"
+                raise ResourceExists(named, taken[self.unique]) from error
+            raise ResourceExists(self.resource, key) from error
+
+    async def ensure_exists(self, runtime: Runtime, identity: Identity, key: str) -> None:
+        """A 404 unless the tenant has a row at ``key`` (asked on failure paths only)."""
+        row_key = self._row_key(identity, key)
+        if await find(runtime.engine, self.versioned, row_key, scope=identity.scope) is None:
+            raise ResourceNotFound(self.resource, key)
+
+    # -- representations ---------------------------------------------------------------
+
+    def respond(self, record: Record, status: int = 200) -> JSONResponse:
+        """The representation of ``record`` with its validators (and Location on 201)."""
+        response = JSONResponse(self.render(record.values), status_code=status)
+        set_etag(response, record.etag, last_modified=record.updated_at)
+        if status == 201:
+            response.headers["Location"] = f"{self.path}/{record[self.key_member]}"
+        return response
+
+    async def read(
+        self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest
+    ) -> Response:
+        """GET/HEAD of one resource: one query, then 304/412 or the representation."""
+        with self._named(key):
+            record = await get(
+                runtime.engine,
+                self.versioned,
+                self._row_key(identity, self.checked(key)),
+                scope=identity.scope,
+            )
+        # RFC 9110 §13.2.2 on what was just read: 304 for a matching If-None-Match.
+        conditions.evaluate(record.state)
+        return self.respond(record)
+
+    async def listing(
+        self, runtime: Runtime, identity: Identity, limit: int, token: str | None
+    ) -> dict[str, Any]:
+        """One page of the tenant's rows, ``{"data": [...], "next_cursor": ...}``.
+
+        The cursor is bound to this route and tenant: another's is a 400 (foreign).
+        """
+        query = f"{self.path}?tenant={identity.tenant}"
+        after: int | None = None
+        watermark: int | None = None
+        snapshot_at = runtime.signer.now()
+        if token is not None:
+            cursor = runtime.cursors.decode(token, query=query)
+            first = cursor.position[0] if len(cursor.position) == 1 else None
+            if isinstance(first, bool) or not isinstance(first, int):
+                raise MalformedToken("cursor", token, "not a position of this listing")
+            after, watermark, snapshot_at = first, cursor.watermark, cursor.snapshot_at
+        found = await page(
+            runtime.engine,
+            self.versioned,
+            limit=limit,
+            after=after,
+            watermark=watermark,
+            scope=identity.scope,
+        )
+        next_cursor = None
+        if found.next_position is not None:
+            following = Cursor((found.next_position,), found.watermark, snapshot_at)
+            next_cursor = runtime.cursors.encode(following, query=query)
+        return {
+            "data": [self.render(record.values) for record in found.records],
+            "next_cursor": next_cursor,
+        }
+
+    # -- writes ------------------------------------------------------------------------
+
+    async def body(
+        self,
+        request: Request,
+        model: type[M],
+        runtime: Runtime,
+        identity: Identity,
+        key: str | None = None,
+    ) -> M:
+        """The request's body as ``model``; a body that fails is a 404 first if the
+        resource at ``key`` does not exist (RFC 9110 §13.2.1), else 413/415/422."""
+        try:
+            return validated(model, await read_json(request))
+        except (RequestValidationError, HTTPException):
+            if key is not None:
+                await self.ensure_exists(runtime, identity, self.checked(key))
+            raise
+
+    async def _condition(
+        self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest
+    ) -> Condition:
+        try:
+            return conditions.write_condition()
+        except PreconditionRequired:
+            # SPEC §4.1: a missing resource is a 404 before a missing If-Match is a 400.
+            await self.ensure_exists(runtime, identity, key)
+            raise
+
+    async def update(
+        self,
+        runtime: Runtime,
+        identity: Identity,
+        key: str,
+        values: Mapping[str, Any],
+        conditions: ConditionalRequest,
+    ) -> JSONResponse:
+        """Write ``values`` if the preconditions hold, in one statement: 200 and the new
+        ETag, or 404/412 (the store's refusal), or 409 (a unique value taken)."""
+        self.checked(key)
+        condition = await self._condition(runtime, identity, key, conditions)
+        with self._named(key):
+            record = await update(
+                runtime.engine,
+                self.versioned,
+                self._row_key(identity, key),
+                values,
+                condition=condition,
+                scope=identity.scope,
+            )
+        return self.respond(record)
+
+    async def delete(
+        self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest
+    ) -> Response:
+        """Delete if the (required) If-Match holds, in one statement: 204, or 400/404/412."""
+        self.checked(key)
+        condition = await self._condition(runtime, identity, key, conditions)
+        with self._named(key):
+            await delete(
+                runtime.engine,
+                self.versioned,
+                self._row_key(identity, key),
+                condition=condition,
+                scope=identity.scope,
+            )
+        return Response(status_code=204)
+
+    async def create(
+        self,
+        runtime: Runtime,
+        identity: Identity,
+        values: Mapping[str, Any],
+        condition: Condition = ALWAYS,
+    ) -> JSONResponse:
+        """Insert a row of ``values`` in the tenant: 201 with Location and ETag.
+
+        A taken key is a 409 (ResourceExists), or 412 under ``If-None-Match: *``.
+        """
+        with self._named(values.get(self.key_member)):
+            record = await create(
+                runtime.engine, self.versioned, values, condition=condition, scope=identity.scope
+            )
+        return self.respond(record, status=201)
