@@ -6,7 +6,7 @@
   modification time and a place in the write sequence;
 * :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
   writes whose precondition (an :class:`optimist.conditions.Condition`) is part of the
-  statement;
+  statement, and an update's :data:`Guard` (a rule about the row's own values) too;
 * :func:`create_clocked`, :func:`update_clocked`, :func:`delete_clocked`: writes of
   vector-clock resources, the stored clock being the compare-and-set key;
 * :func:`page`: keyset pages with a snapshot watermark.
@@ -31,7 +31,7 @@ from optimist.sqlalchemy.versioned import (
     sha256_tag,
     versioned_table,
 )
-from optimist.sqlalchemy.writes import Scope, create, delete, find, get, update
+from optimist.sqlalchemy.writes import Guard, Scope, create, delete, find, get, update
 
 __all__ = [
     "SEQUENCES_TABLE",
@@ -39,6 +39,7 @@ __all__ = [
     "Bind",
     "Clause",
     "EtagRecipe",
+    "Guard",
     "Page",
     "Record",
     "Scope",

@@ -13,6 +13,13 @@ On success that is the only round trip. Only when no row comes back does a write
 the row once more, to tell the caller *why*: no row in scope → :class:`ResourceNotFound`
 (404), a row → :class:`PreconditionFailed` (412) whose ``current_etag`` and ``current``
 (a :class:`Record`) describe it. That read decides the error, never whether to write.
+
+An update may also carry a ``guard``: values the stored row itself must hold, a rule
+of the application that depends on the current state (a status a transition may
+leave). It is part of the same WHERE clause (``… AND status IN ('submitted')``), so the
+rule and the write are atomic too; a row that fails only the guard is a
+:class:`GuardFailed`, decided after the precondition (RFC 9110 §13.2.1: preconditions
+come before the rules that depend on the state).
 A condition that no existing row can meet (``NEVER``, a malformed If-Match) skips the
 statement and goes straight to that read.
 
@@ -29,7 +36,7 @@ on PostgreSQL that also aborts a caller's transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -43,7 +50,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.schema import CallableColumnDefault
 
 from optimist.conditions import ALWAYS, Condition, ResourceState
-from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
+from optimist.errors import GuardFailed, PreconditionFailed, ResourceExists, ResourceNotFound
 from optimist.sqlalchemy.compiler import where
 from optimist.sqlalchemy.engine import Bind, transaction
 from optimist.sqlalchemy.integrity import translate
@@ -51,6 +58,7 @@ from optimist.sqlalchemy.sequence import advance
 from optimist.sqlalchemy.versioned import Record, Versioned
 
 __all__ = [
+    "Guard",
     "Scope",
     "Stamp",
     "check_columns",
@@ -67,6 +75,14 @@ __all__ = [
 
 #: Equality filters every statement of a request carries, e.g. ``{"tenant_id": 7}``.
 Scope: TypeAlias = Mapping[str, Any]
+
+#: Values the stored row must hold for an update to apply, column by column, e.g.
+#: ``{"status": ("submitted", "accepted")}`` → ``… AND status IN ('submitted', 'accepted')``.
+Guard: TypeAlias = Mapping[str, Collection[Any]]
+
+# Rounds of an update whose guard failed in the statement but holds of the row read
+# after it (the row changed in between, under READ COMMITTED); each round is rare.
+_GUARD_ROUNDS = 3
 
 #: The version columns of a new row (``etag``, a clock…) from its key and write time.
 Stamp: TypeAlias = Callable[[tuple[Any, ...], datetime], Mapping[str, Any]]
@@ -101,38 +117,49 @@ async def update(
     *,
     condition: Condition = ALWAYS,
     scope: Scope | None = None,
+    guard: Guard | None = None,
 ) -> Record:
-    """Write ``values`` to the row at ``key`` if ``condition`` holds.
+    """Write ``values`` to the row at ``key`` if ``condition`` and ``guard`` hold.
 
     ``values`` maps column names to values or SQL expressions (``t.c.n + 1``). Every
     successful update gives the row a new ETag and ``updated_at``, even with no
-    ``values``. Raises :class:`ResourceNotFound` or :class:`PreconditionFailed`.
+    ``values``. ``guard`` (see :data:`Guard`) is checked in the same statement. Raises
+    :class:`ResourceNotFound`, :class:`PreconditionFailed`, or :class:`GuardFailed`
+    when the precondition holds but the guard does not.
     """
     _refuse_clocked(versioned, "update")
     parts = versioned.key_of(key)
     check_columns(versioned, values, allow_key=False)
+    guards = _guard_clauses(versioned, guard or {})
     clause = where(versioned, condition)
+    current: Record | None = None
     async with transaction(bind) as connection:
-        if clause is not False:
-            now = datetime.now(UTC)
-            assignments = {
-                **values,
-                versioned.etag_column: versioned.recipe(parts, now),
-                versioned.updated_at_column: now,
-            }
-            statement = (
-                sql_update(versioned.table)
-                .where(locate(versioned, parts, scope))
-                .values(assignments)
-                .returning(*versioned.table.c)
-            )
-            if clause is not True:
-                statement = statement.where(clause)
-            row = await write_one(connection, statement, versioned, values)
-            if row is not None:
-                return versioned.record(row)
-        current = await find(connection, versioned, parts, scope=scope)
-    raise refusal(versioned, key, current)
+        for _ in range(_GUARD_ROUNDS):
+            if clause is not False:
+                now = datetime.now(UTC)
+                assignments = {
+                    **values,
+                    versioned.etag_column: versioned.recipe(parts, now),
+                    versioned.updated_at_column: now,
+                }
+                statement = (
+                    sql_update(versioned.table)
+                    .where(locate(versioned, parts, scope), *guards)
+                    .values(assignments)
+                    .returning(*versioned.table.c)
+                )
+                if clause is not True:
+                    statement = statement.where(clause)
+                row = await write_one(connection, statement, versioned, values)
+                if row is not None:
+                    return versioned.record(row)
+            current = await find(connection, versioned, parts, scope=scope)
+            # Without a guard, or with a row that now fails it or the precondition,
+            # the read says why; a row that now meets both changed after the
+            # statement ran, so the statement runs again against it.
+            if not guard or not _meets(current, condition, guard):
+                break
+    raise refusal(versioned, key, current, condition=condition, guard=guard)
 
 
 async def delete(
@@ -238,12 +265,44 @@ def locate(
 
 
 def refusal(
-    versioned: Versioned, key: object, current: Record | None
-) -> ResourceNotFound | PreconditionFailed:
-    """Why a conditional write wrote nothing, given the row as it is now."""
+    versioned: Versioned,
+    key: object,
+    current: Record | None,
+    *,
+    condition: Condition = ALWAYS,
+    guard: Guard | None = None,
+) -> ResourceNotFound | PreconditionFailed | GuardFailed:
+    """Why a conditional write wrote nothing, given the row as it is now.
+
+    A row that meets ``condition`` but not ``guard`` is a :class:`GuardFailed`;
+    any other row a :class:`PreconditionFailed`.
+    """
     if current is None:
         return ResourceNotFound(versioned.resource, key)
+    # RFC 9110 §13.2.1: the precondition is decided before a rule about the state.
+    if guard and condition.holds(current.state) and not _guard_holds(current, guard):
+        return GuardFailed(versioned.resource, key, current)
     return PreconditionFailed(current.etag, current=current)
+
+
+def _guard_clauses(versioned: Versioned, guard: Guard) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``guard`` (``column IN (values)``), refusing unknown columns."""
+    clauses: list[ColumnElement[bool]] = []
+    for name, allowed in guard.items():
+        if name not in versioned.table.c:
+            raise ValueError(f"{versioned.table.name!r} has no column {name!r}")
+        if isinstance(allowed, str | bytes):
+            raise TypeError(f"the guard of {name!r} is a collection of values, not {allowed!r}")
+        clauses.append(versioned.table.c[name].in_(list(allowed)))
+    return clauses
+
+
+def _guard_holds(current: Record, guard: Guard) -> bool:
+    return all(current[name] in allowed for name, allowed in guard.items())
+
+
+def _meets(current: Record | None, condition: Condition, guard: Guard) -> bool:
+    return current is not None and condition.holds(current.state) and _guard_holds(current, guard)
 
 
 async def write_one(
