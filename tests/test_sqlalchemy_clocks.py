@@ -26,6 +26,7 @@ from optimist.sqlalchemy import (
     update_clocked,
 )
 from optimist.vclock import Ordering, VectorClock
+
 from support_sqlalchemy import (
     as_text,
     clocked_increments,

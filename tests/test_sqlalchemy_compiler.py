@@ -23,6 +23,7 @@ from optimist.conditions import (
 )
 from optimist.etag import Comparison, EntityTag
 from optimist.sqlalchemy import Record, Versioned, create, where
+
 from support_sqlalchemy import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

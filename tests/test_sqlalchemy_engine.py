@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from optimist.sqlalchemy import SQLITE_BEGIN, create_engine, reading, transaction
 from optimist.sqlalchemy.engine import POSTGRES_POOL
+
 from support_sqlalchemy import Store, open_store
 
 pytestmark = pytest.mark.anyio

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from optimist.errors import InvalidInput, ResourceExists
 from optimist.sqlalchemy import create, create_engine, find, update, versioned_table
 from optimist.sqlalchemy.integrity import translate
+
 from support_sqlalchemy import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

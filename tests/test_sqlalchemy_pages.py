@@ -12,6 +12,7 @@ from sqlalchemy import event
 
 from optimist.errors import ResourceNotFound
 from optimist.sqlalchemy import Page, create, delete, page, update
+
 from support_sqlalchemy import Store, open_store
 
 pytestmark = pytest.mark.anyio

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from optimist.conditions import TagIn
 from optimist.errors import PreconditionFailed, ResourceNotFound
 from optimist.sqlalchemy import Record, create, delete, get
+
 from support_sqlalchemy import (
     as_text,
     create_if_absent,

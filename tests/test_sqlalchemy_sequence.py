@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 
 from optimist.sqlalchemy import create, page, sequences
 from optimist.sqlalchemy.sequence import SEQUENCES_TABLE, high_water
+
 from support_sqlalchemy import Store, open_store
 
 pytestmark = pytest.mark.anyio
