@@ -109,7 +109,7 @@ async def test_reads_are_open_to_every_role(service: Service, role: str, path: s
     assert response.status_code == 200, response.text
 
 
-WRITES = [
+WRITES: list[tuple[str, str, dict[str, object] | None]] = [
     ("POST", "/admin/users", {"email": "new@example.com", "role": "viewer"}),
     ("PATCH", USER, {"name": "Changed"}),
     ("PUT", USER, {"email": "user@example.com", "role": "viewer"}),
@@ -141,7 +141,7 @@ async def test_writes_need_the_resources_role(
     service: Service,
     method: str,
     path: str,
-    body: object,
+    body: dict[str, object] | None,
     role: str,
     flags_allowed: bool,
     others_allowed: bool,
