@@ -24,9 +24,10 @@ from typing import Annotated, Any, Final, Literal, get_args
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope
 
 from optimist.cursor import Cursor
 from optimist.errors import (
@@ -284,6 +285,26 @@ def _too_large() -> HTTPException:
     return HTTPException(413, f"The request body is larger than {MAX_BODY} bytes.")
 
 
+def _as_json(scope: Scope) -> Scope:
+    """``scope`` with its body declared JSON, or a 415 for a body of another media type.
+
+    Seed 003's curl steps send JSON with ``-d`` and no ``-H``, which curl labels
+    ``application/x-www-form-urlencoded``; a body without Content-Type is read as JSON
+    too. A JSON type (``application/json``, any ``+json``, RFC 6839 §3.1) is left as is.
+    """
+    headers = Headers(scope=scope)
+    sent = headers.get("content-type")
+    media_type = (sent or "").partition(";")[0].strip().lower()
+    if media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return scope
+    if media_type not in ("", "application/x-www-form-urlencoded"):
+        raise HTTPException(415, "The body must be JSON (application/json).")
+    raw = [(name, value) for name, value in scope["headers"] if name.lower() != b"content-type"]
+    return {**scope, "headers": [*raw, (b"content-type", b"application/json")]}
+
+
 def _bounded(receive: Receive) -> Receive:
     """``receive``, refusing a body (chunked or not) longer than :data:`MAX_BODY` with 413."""
     received = 0
@@ -306,23 +327,29 @@ class ProjectRoute(PrecedenceRoute):
     FastAPI validates the body before the endpoint runs, and the endpoint's one write is
     what finds out whether the project exists. So only when the body is refused (413,
     or 422 for one FastAPI cannot decode or validate) does this route look the project
-    up, once, to answer 404 instead. Bodies are limited to :data:`MAX_BODY` bytes.
+    up, once, to answer 404 instead. Bodies are JSON (see :func:`_as_json`) of at most
+    :data:`MAX_BODY` bytes.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        has_body = self.body_field is not None
 
         async def ordered(request: Request) -> Response:
             try:
+                if not has_body:
+                    return await handler(request)
                 length = request.headers.get("content-length", "")
                 if length.isdigit() and int(length) > MAX_BODY:
                     raise _too_large()
-                return await handler(Request(request.scope, _bounded(request.receive)))
+                scope = _as_json(request.scope)
+                return await handler(Request(scope, _bounded(request.receive)))
             except (RequestValidationError, HTTPException) as error:
                 key = request.path_params.get("project_id")
                 refused = isinstance(error, RequestValidationError) or error.status_code in (
                     400,
                     413,
+                    415,
                     422,
                 )
                 if not refused or not isinstance(key, str):
