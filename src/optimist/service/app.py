@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 
 from optimist.fastapi import HeadMiddleware, document_problems, install_problem_handlers
-from optimist.service import admin, projects
+from optimist.service import admin, projects, sessions
 from optimist.service.runtime import RuntimeDep, prepare, start
 from optimist.service.settings import Settings
 from optimist.starlette import VectorClockMiddleware
@@ -53,4 +53,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(admin.router)
     app.include_router(projects.router)
+    app.include_router(sessions.router)
     return app
