@@ -4,6 +4,7 @@
     python3 dev.py serve [options]   start the reference service (options: optimist serve --help)
     python3 dev.py test  [args]      ruff, mypy --strict, then pytest with coverage (args → pytest)
     python3 dev.py bench [args]      run the benchmarks and rewrite docs/benchmarks.md
+                                     (args → python -m bench; --help lists them)
 
 Needs only Python ≥ 3.11. The environment lives in .venv and is reinstalled when
 pyproject.toml changes.
@@ -82,6 +83,13 @@ def test(args: list[str]) -> None:
 
 
 def bench(args: list[str]) -> None:
+    # The bench extra (matplotlib, uvloop and httptools, py-spy) is installed only here.
+    stamp = VENV / ".optimist-bench-installed"
+    wanted = STAMP.read_text()
+    if not stamp.exists() or stamp.read_text() != wanted:
+        print("installing the benchmark tools into .venv", flush=True)
+        run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev,postgres,bench]")
+        stamp.write_text(wanted)
     run(BIN / "python", "-m", "bench", *args)
 
 
