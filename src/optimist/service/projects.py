@@ -224,16 +224,20 @@ def _respond(
 # -- preconditions ---------------------------------------------------------------------
 
 
+def _cut(text: str) -> str:
+    """Hostile input cut short before an error message repeats it."""
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
 def _shown(sent: str) -> str:
     """The If-Match as sent, as seed 003 prints it: bare opaque-tags, hostile input cut short."""
     try:
         match = parse_list(sent, allow_bare=True)
     except InvalidEntityTag:
-        return sent if len(sent) <= _SHOWN else sent[:_SHOWN] + "…"
+        return _cut(sent)
     if match is ANY:
         return "*"
-    shown = ", ".join(tag.opaque if not tag.weak else str(tag) for tag in match)
-    return shown if len(shown) <= _SHOWN else shown[:_SHOWN] + "…"
+    return _cut(", ".join(tag.opaque if not tag.weak else str(tag) for tag in match))
 
 
 def mismatch_detail(current: EntityTag | None, sent: str | None) -> str:
@@ -271,7 +275,7 @@ Conditional = Annotated[
 def project_key(project_id: str) -> str:
     """The path's project id; one the service cannot have issued is a 404 without a query."""
     if _ID_PATTERN.fullmatch(project_id) is None:
-        raise ResourceNotFound("project", project_id[:_SHOWN])
+        raise ResourceNotFound("project", _cut(project_id))
     return project_id
 
 
@@ -356,7 +360,7 @@ class ProjectRoute(PrecedenceRoute):
                     raise
                 # project_key's check, repeated: this runs when its dependency did not.
                 if _ID_PATTERN.fullmatch(key) is None:
-                    raise ResourceNotFound("project", key[:_SHOWN]) from None
+                    raise ResourceNotFound("project", _cut(key)) from None
                 runtime: Runtime = request.app.state.runtime
                 if await find(runtime.engine, schema.projects, key) is None:
                     raise ResourceNotFound("project", key) from None
