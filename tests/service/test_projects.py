@@ -324,6 +324,21 @@ async def test_if_modified_since_on_get(service: Service, offset: timedelta, sta
     assert response.status_code == status
 
 
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(timedelta(hours=-1), 412), (timedelta(hours=1), 200)],
+    ids=["modified-since", "unmodified-since"],
+)
+async def test_if_unmodified_since_on_get(service: Service, offset: timedelta, status: int) -> None:
+    """If-Unmodified-Since before updated_at → 412 with the current ETag; after it → 200."""
+    project = result_of(await service.client.get(DEMO))
+    since = http_date(datetime.fromisoformat(project["updated_at"]) + offset)
+    response = await service.client.get(DEMO, headers={"If-Unmodified-Since": since})
+    assert response.status_code == status
+    if status == 412:
+        assert response.headers["etag"] == f'"{project["etag"]}"'
+
+
 async def test_unknown_project_is_404(service: Service) -> None:
     """GET of a project that does not exist → 404 problem."""
     problem = problem_of(await service.client.get("/projects/proj_missing"), 404)

@@ -1,0 +1,165 @@
+"""Bodies of the projects API: the status machine, what a request may send, and what
+a response shows.
+
+Requests are validated by pydantic at the boundary: lengths that fit the columns,
+text the databases can store (no lone surrogates, no NUL or other control
+characters), a status among the five, and no unknown members (422 with
+``invalid_params``). Responses are built straight from the stored row.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from optimist.service import schema
+from optimist.sqlalchemy import Record
+
+__all__ = [
+    "TRANSITIONS",
+    "Project",
+    "ProjectChanges",
+    "ProjectEnvelope",
+    "ProjectIn",
+    "ProjectPage",
+    "ProjectPageEnvelope",
+    "ProjectStatus",
+    "representation",
+    "sources",
+]
+
+ProjectStatus = Literal["draft", "estimating", "submitted", "accepted", "rejected"]
+assert get_args(ProjectStatus) == schema.PROJECT_STATUSES
+
+#: Seed 003's status machine: (from, to) pairs. Setting the current status again is
+#: not a transition, and is always allowed.
+TRANSITIONS: Final = frozenset(
+    {
+        ("draft", "estimating"),
+        ("estimating", "submitted"),
+        ("submitted", "accepted"),
+        ("submitted", "rejected"),
+        ("estimating", "draft"),
+        ("submitted", "estimating"),
+        ("rejected", "draft"),
+    }
+)
+
+
+def sources(target: str) -> tuple[str, ...]:
+    """The statuses from which a project may be set to ``target``: its own, and each
+    status with a transition to it (the write's guard)."""
+    return (target, *sorted(origin for origin, to in TRANSITIONS if to == target))
+
+
+# -- requests --------------------------------------------------------------------------
+
+
+def _unicode_text(*, multiline: bool) -> Callable[[str], str]:
+    """A validator refusing what no column can store: lone surrogates, NUL, controls."""
+    allowed = "\t\n\r" if multiline else ""
+
+    def check(value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate, which is not Unicode text") from None
+        for ch in value:
+            if unicodedata.category(ch) == "Cc" and ch not in allowed:
+                raise ValueError(f"contains the control character U+{ord(ch):04X}")
+        return value
+
+    return check
+
+
+Name = Annotated[
+    str, Field(min_length=1, max_length=200), AfterValidator(_unicode_text(multiline=False))
+]
+Customer = Annotated[str, Field(max_length=200), AfterValidator(_unicode_text(multiline=False))]
+Description = Annotated[
+    str, Field(max_length=10_000), AfterValidator(_unicode_text(multiline=True))
+]
+
+
+class ProjectIn(BaseModel):
+    """A new project: its name, and optionally its customer and description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    customer: Customer | None = None
+    description: Description | None = None
+
+
+class ProjectChanges(BaseModel):
+    """The fields a PUT changes; the fields it leaves out keep their values.
+
+    ``customer`` and ``description`` may be set to null (cleared); ``name`` and
+    ``status`` may not.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    customer: Customer | None = None
+    description: Description | None = None
+    status: ProjectStatus | None = None
+
+    @field_validator("name", "status", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only on fields that were sent: leaving one out keeps its value.
+        if value is None:
+            raise ValueError("cannot be null; leave the field out to keep its value")
+        return value
+
+
+class Project(BaseModel):
+    """A project as the API shows it; ``etag`` is the bare 16-hex entity tag."""
+
+    project_id: str
+    name: str
+    customer: str | None
+    description: str | None
+    status: ProjectStatus
+    created_at: datetime
+    updated_at: datetime
+    etag: str
+
+
+class ProjectEnvelope(BaseModel):
+    """Seed 003's envelope around one project."""
+
+    result: Project
+
+
+class ProjectPage(BaseModel):
+    """One page of projects, and the cursor of the next (null after the last)."""
+
+    items: list[Project]
+    next_cursor: str | None
+
+
+class ProjectPageEnvelope(BaseModel):
+    """Seed 003's envelope around a page of projects."""
+
+    result: ProjectPage
+
+
+def representation(record: Record) -> dict[str, Any]:
+    """The JSON object of a stored project (what :class:`Project` describes)."""
+    values = record.values
+    return {
+        "project_id": values["project_id"],
+        "name": values["name"],
+        "customer": values["customer"],
+        "description": values["description"],
+        "status": values["status"],
+        "created_at": values["created_at"].isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "etag": record.etag.opaque,
+    }

@@ -1,0 +1,188 @@
+"""The routes of the projects API: create, list, read, update, delete.
+
+Every write is one statement (:mod:`optimist.sqlalchemy`) whose WHERE clause holds the
+request's preconditions and, for a status change, the transition rule as a guard; the
+store's refusal read, made only when nothing was written, tells 404, 412 and an invalid
+transition (422) apart, in that order.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query
+from starlette.responses import JSONResponse, Response
+
+from optimist.cursor import Cursor
+from optimist.errors import GuardFailed, MalformedToken, PreconditionRequired, ResourceNotFound
+from optimist.fastapi import problem_responses
+from optimist.problem import Problem
+from optimist.service import schema
+from optimist.service.projects.bodies import (
+    TRANSITIONS,
+    ProjectChanges,
+    ProjectEnvelope,
+    ProjectIn,
+    ProjectPageEnvelope,
+    representation,
+    sources,
+)
+from optimist.service.projects.requests import Conditional, ProjectKey, ProjectRoute
+from optimist.service.runtime import RuntimeDep
+from optimist.sqlalchemy import Record, create, delete, find, get, page, update
+from optimist.starlette import problem_response, set_etag
+
+__all__ = ["new_project_id", "router"]
+
+_LIST_QUERY: Final = "GET /projects"
+
+
+def new_project_id() -> str:
+    """A fresh project id: ``proj_`` and 16 random hex digits."""
+    return f"proj_{secrets.token_hex(8)}"
+
+
+def _respond(
+    record: Record, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    response = JSONResponse({"result": representation(record)}, status, dict(headers or {}))
+    set_etag(response, record.etag, last_modified=record.updated_at)
+    return response
+
+
+router = APIRouter(tags=["projects"], route_class=ProjectRoute)
+
+
+@router.post(
+    "/projects",
+    status_code=201,
+    response_model=ProjectEnvelope,
+    responses=problem_responses(422),
+    summary="Create a project (status draft)",
+)
+async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
+    """Create a project; 201 with its Location and ETag."""
+    record = await create(
+        runtime.engine,
+        schema.projects,
+        {
+            "project_id": new_project_id(),
+            **project.model_dump(),
+            "status": "draft",
+            "created_at": datetime.now(UTC),
+        },
+    )
+    location = f"/projects/{record['project_id']}"
+    return _respond(record, 201, {"Location": location})
+
+
+@router.get(
+    "/projects",
+    response_model=ProjectPageEnvelope,
+    responses=problem_responses(400, 410, 422),
+    summary="List projects, oldest first, a snapshot per traversal",
+)
+async def list_projects(
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page")] = 20,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> Response:
+    """One page of projects; ``next_cursor`` continues the same snapshot."""
+    after: int | None = None
+    watermark: int | None = None
+    snapshot_at = datetime.now(UTC)
+    if cursor is not None:
+        decoded = runtime.cursors.decode(cursor, query=_LIST_QUERY)
+        position = decoded.position
+        if len(position) != 1 or isinstance(position[0], bool) or not isinstance(position[0], int):
+            raise MalformedToken("cursor", cursor, "not a position in this listing")
+        after, watermark, snapshot_at = position[0], decoded.watermark, decoded.snapshot_at
+    found = await page(
+        runtime.engine, schema.projects, limit=limit, after=after, watermark=watermark
+    )
+    next_cursor = None
+    if found.next_position is not None:
+        following = Cursor((found.next_position,), found.watermark, snapshot_at)
+        next_cursor = runtime.cursors.encode(following, query=_LIST_QUERY)
+    items = [representation(record) for record in found.records]
+    return JSONResponse({"result": {"items": items, "next_cursor": next_cursor}})
+
+
+@router.get(
+    "/projects/{project_id}",
+    response_model=ProjectEnvelope,
+    responses=problem_responses(304, 404, 412),
+    summary="Read a project (304 on a matching If-None-Match)",
+)
+async def read_project(
+    project_id: ProjectKey, preconditions: Conditional, runtime: RuntimeDep
+) -> Response:
+    """The project, with its ETag; one query."""
+    record = await get(runtime.engine, schema.projects, project_id)
+    preconditions.evaluate(record.state)
+    return _respond(record)
+
+
+@router.put(
+    "/projects/{project_id}",
+    response_model=ProjectEnvelope,
+    responses=problem_responses(404, 412, 422),
+    summary="Update the fields given (If-Match optional, compared strongly)",
+)
+async def update_project(
+    project_id: ProjectKey,
+    changes: ProjectChanges,
+    preconditions: Conditional,
+    runtime: RuntimeDep,
+) -> Response:
+    """Write the given fields if the preconditions hold and the transition is allowed."""
+    values = changes.model_dump(exclude_unset=True)
+    target: str | None = values.get("status")
+    # The transition rule is part of the write: it applies only while the status is
+    # one the rule allows, so a concurrent transition cannot slip in between.
+    guard = None if target is None else {"status": sources(target)}
+    condition = preconditions.write_condition()
+    try:
+        record = await update(
+            runtime.engine,
+            schema.projects,
+            project_id,
+            values,
+            condition=condition,
+            guard=guard,
+        )
+    except GuardFailed as refused:
+        current = refused.current["status"]
+        allowed = sorted(to for origin, to in TRANSITIONS if origin == current)
+        problem = Problem(
+            422,
+            f"Invalid transition: {current} → {target}",
+            extensions={"current_status": current, "allowed_statuses": allowed},
+        )
+        return problem_response(problem)
+    return _respond(record)
+
+
+@router.delete(
+    "/projects/{project_id}",
+    status_code=204,
+    responses=problem_responses(404, 412, 428),
+    summary="Delete a project (If-Match required)",
+)
+async def delete_project(
+    project_id: ProjectKey, preconditions: Conditional, runtime: RuntimeDep
+) -> Response:
+    """Delete the project if If-Match names its current ETag."""
+    try:
+        condition = preconditions.write_condition()
+    except PreconditionRequired:
+        # RFC 9110 §13.2.1: a missing resource is a 404 before any precondition, so
+        # this refusal looks the project up (the only read before a DELETE).
+        if await find(runtime.engine, schema.projects, project_id) is None:
+            raise ResourceNotFound("project", project_id) from None
+        raise
+    await delete(runtime.engine, schema.projects, project_id, condition=condition)
+    return Response(status_code=204)
