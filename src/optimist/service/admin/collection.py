@@ -81,6 +81,13 @@ _SHOWN: Final = 80  # how much of a hostile key an error message repeats
 M = TypeVar("M", bound=BaseModel)
 
 
+def _shown(key: object) -> object:
+    """A key as an error message may repeat it: hostile ones shortened."""
+    if isinstance(key, str) and len(key) > _SHOWN:
+        return key[:_SHOWN] + "…"
+    return key
+
+
 def timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with ``Z``, to the second, as seed 002 writes ``updated_at``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -114,8 +121,7 @@ class Collection:
     def checked(self, key: str) -> str:
         """``key`` if it could name a row; a 404 without a query otherwise."""
         if self.key.fullmatch(key) is None:
-            shown = key if len(key) <= _SHOWN else key[:_SHOWN] + "…"
-            raise ResourceNotFound(self.resource, shown)
+            raise ResourceNotFound(self.resource, _shown(key))
         return key
 
     def _row_key(self, identity: Identity, key: str) -> tuple[Any, ...]:
@@ -129,7 +135,7 @@ class Collection:
         try:
             yield
         except ResourceNotFound as error:
-            raise ResourceNotFound(self.resource, key) from error
+            raise ResourceNotFound(self.resource, _shown(key)) from error
         except ResourceExists as error:
             taken = error.key
             if self.unique is not None and isinstance(taken, Mapping) and self.unique in taken:
