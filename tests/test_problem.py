@@ -289,6 +289,10 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         {"status": 409, "title": "Conflict", "detail": "feature flag dark-mode already exists"},
     ),
     (
+        errors.GuardFailed("project", "proj_1", {"status": "accepted"}),
+        {"status": 409, "detail": "project proj_1 is not in a state that allows this write"},
+    ),
+    (
         errors.MergeConflict({}, {}, {}, [("name",), ("tags", "0"), ()]),
         {
             "status": 409,
@@ -325,6 +329,7 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         "NotModified",
         "ResourceNotFound",
         "ResourceExists",
+        "GuardFailed",
         "MergeConflict",
         "ResponseError",
     ],
