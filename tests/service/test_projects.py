@@ -196,6 +196,7 @@ async def test_create_answers_201_with_location_etag_and_the_envelope(service: S
         "customer",
         "description",
         "status",
+        "metadata",
         "created_at",
         "updated_at",
         "etag",
@@ -930,3 +931,35 @@ class count_statements:  # noqa: N801 - used like a function
 
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._record)
+
+
+async def test_metadata_is_an_object_replaced_whole_by_put(service: Service) -> None:
+    """``metadata`` starts empty, a PUT replaces it whole, and the ETag changes."""
+    created = result_of(await service.client.post("/projects", json={"name": "Sign"}), 201)
+    assert created["metadata"] == {}
+    response = await service.client.put(
+        f"/projects/{created['project_id']}",
+        json={"metadata": {"sides": 2, "colours": ["red"], "lit": {"at_night": True}}},
+        headers={"If-Match": created["etag"]},
+    )
+    updated = result_of(response, 200)
+    assert updated["metadata"] == {"sides": 2, "colours": ["red"], "lit": {"at_night": True}}
+    assert updated["etag"] != created["etag"]
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, [1, 2], "text", {str(n): n for n in range(101)}, {"big": "x" * 17_000}],
+    ids=["null", "list", "string", "too-many-members", "too-large"],
+)
+async def test_bad_metadata_is_422_and_changes_nothing(service: Service, metadata: object) -> None:
+    """``metadata`` must be a bounded JSON object; anything else is a 422 problem."""
+    created = result_of(await service.client.post("/projects", json={"name": "Sign"}), 201)
+    response = await service.client.put(
+        f"/projects/{created['project_id']}", json={"metadata": metadata}
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["invalid_params"][0]["name"].startswith("body.metadata")
+    again = await service.client.get(f"/projects/{created['project_id']}")
+    assert again.headers["ETag"] == f'"{created["etag"]}"'

@@ -67,6 +67,7 @@ async def load(engine: AsyncEngine) -> None:
                 "customer": None,
                 "description": None,
                 "status": "draft",
+                "metadata": {},
                 "created_at": now,
             },
         )

@@ -112,6 +112,7 @@ projects = versioned_table(
     Column("customer", String(200), nullable=True),
     Column("description", Text, nullable=True),
     Column("status", String(16), nullable=False),
+    Column("metadata", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     CheckConstraint(
         "status IN ('draft', 'estimating', 'submitted', 'accepted', 'rejected')", name="status"

@@ -9,12 +9,13 @@ characters), a status among the five, and no unknown members (422 with
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from optimist.service import schema
 from optimist.sqlalchemy import Record
@@ -84,6 +85,23 @@ Description = Annotated[
     str, Field(max_length=10_000), AfterValidator(_unicode_text(multiline=True))
 ]
 
+#: Bounds of a project's ``metadata`` object, so a hostile body stays cheap to store.
+MAX_METADATA_MEMBERS: Final = 100
+MAX_METADATA_BYTES: Final = 16_384
+
+
+def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > MAX_METADATA_MEMBERS:
+        raise ValueError(f"has more than {MAX_METADATA_MEMBERS} members")
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+        raise ValueError(f"is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    return value
+
+
+#: Free-form project metadata (seed 003: "Metadata modified" changes the ETag): a JSON
+#: object whose members clients may change independently of each other.
+Metadata = Annotated[dict[str, JsonValue], AfterValidator(_bounded_metadata)]
+
 
 class ProjectIn(BaseModel):
     """A new project: its name, and optionally its customer and description."""
@@ -93,13 +111,14 @@ class ProjectIn(BaseModel):
     name: Name
     customer: Customer | None = None
     description: Description | None = None
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class ProjectChanges(BaseModel):
     """The fields a PUT changes; the fields it leaves out keep their values.
 
-    ``customer`` and ``description`` may be set to null (cleared); ``name`` and
-    ``status`` may not.
+    ``customer`` and ``description`` may be set to null (cleared); ``name``,
+    ``status`` and ``metadata`` may not. ``metadata`` is replaced as a whole.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -108,8 +127,9 @@ class ProjectChanges(BaseModel):
     customer: Customer | None = None
     description: Description | None = None
     status: ProjectStatus | None = None
+    metadata: Metadata | None = None
 
-    @field_validator("name", "status", mode="before")
+    @field_validator("name", "status", "metadata", mode="before")
     @classmethod
     def _not_null(cls, value: object) -> object:
         # Runs only on fields that were sent: leaving one out keeps its value.
@@ -126,6 +146,7 @@ class Project(BaseModel):
     customer: str | None
     description: str | None
     status: ProjectStatus
+    metadata: dict[str, JsonValue]
     created_at: datetime
     updated_at: datetime
     etag: str
@@ -159,6 +180,7 @@ def representation(record: Record) -> dict[str, Any]:
         "customer": values["customer"],
         "description": values["description"],
         "status": values["status"],
+        "metadata": values["metadata"],
         "created_at": values["created_at"].isoformat(),
         "updated_at": record.updated_at.isoformat(),
         "etag": record.etag.opaque,

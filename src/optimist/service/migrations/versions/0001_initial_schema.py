@@ -97,6 +97,7 @@ def upgrade() -> None:
         sa.Column("customer", sa.String(length=200), nullable=True),
         sa.Column("description", sa.Text(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("metadata", sa.JSON(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("etag", sa.String(length=255), nullable=False),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
