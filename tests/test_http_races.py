@@ -8,11 +8,7 @@ with one server of two worker processes, and on PostgreSQL with two separate ser
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,68 +21,26 @@ from sqlalchemy.engine import make_url
 from optimist.sqlalchemy import create, create_engine
 
 from support_counter_app import counters, metadata
+from support_servers import Server, free_port, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CLIENTS = 16
 INCREMENTS = 25
-TESTS = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """One uvicorn process tree serving the counter app."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
 
 
 @contextmanager
-def serving(database_url: str, workers: int, log: Path) -> Iterator[Server]:
-    """Start uvicorn with ``workers`` processes and wait until it answers."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "COUNTER_DATABASE_URL": database_url,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
+def counter_app(database_url: str, workers: int, log: Path) -> Iterator[Server]:
+    """The counter app under uvicorn with ``workers`` processes."""
+    port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "support_counter_app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", process, log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{server.url}/counters/hot", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{server.output()}")
-            time.sleep(0.1)
+    env = {"COUNTER_DATABASE_URL": database_url}
+    with serving(command, port=port, log=log, ready="/counters/hot", env=env) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 @dataclass
@@ -138,8 +92,8 @@ async def test_no_lost_update_over_http(database_url: str, tmp_path: Path) -> No
     # SQLite: one server, two worker processes on one file. PostgreSQL: two servers.
     topology = [2] if sqlite else [1, 1]
     with (
-        serving(database_url, topology[0], tmp_path / "server-0.log") as first,
-        serving(database_url, topology[-1], tmp_path / "server-1.log")
+        counter_app(database_url, topology[0], tmp_path / "server-0.log") as first,
+        counter_app(database_url, topology[-1], tmp_path / "server-1.log")
         if len(topology) > 1
         else _same(first) as second,
     ):

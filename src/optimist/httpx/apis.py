@@ -48,6 +48,9 @@ class Body(enum.Enum):
     #: The changes from the server's current document to ours, as a JSON Merge Patch
     #: (RFC 7396): only what differs.
     CHANGES = "changes"
+    #: The top-level members that differ, each with its whole new value (null for one
+    #: we removed): for an API whose write replaces each member it is given.
+    MEMBERS = "members"
     #: Our whole document, without the members the server owns.
     DOCUMENT = "document"
 
@@ -65,8 +68,8 @@ class Write:
 MERGE_PATCH = Write("PATCH", Body.CHANGES, "application/merge-patch+json")
 #: ``PUT`` of the whole document (RFC 9110 §9.3.4).
 PUT = Write("PUT", Body.DOCUMENT)
-#: ``PUT`` of the changed members only, for APIs whose PUT updates the fields given.
-PUT_CHANGES = Write("PUT", Body.CHANGES)
+#: ``PUT`` of the changed members only, for APIs whose PUT replaces the fields given.
+PUT_CHANGES = Write("PUT", Body.MEMBERS)
 
 
 class Api(Protocol):

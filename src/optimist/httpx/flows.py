@@ -236,6 +236,14 @@ def _write_body(api: Api, write: Write, theirs: JSON, mine: JSON) -> JSON | None
     if write.body is Body.CHANGES:
         patch = create_merge_patch(current, ours)
         return None if isinstance(patch, Mapping) and not patch else patch
+    if write.body is Body.MEMBERS and isinstance(current, Mapping) and isinstance(ours, Mapping):
+        members: dict[str, JSON] = {
+            name: value
+            for name, value in ours.items()
+            if name not in current or not json_equal(current[name], value)
+        }
+        members.update({name: None for name in current if name not in ours})
+        return members or None
     return None if json_equal(current, ours) else ours
 
 
