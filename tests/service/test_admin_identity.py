@@ -100,13 +100,11 @@ async def test_every_admin_route_needs_an_identity(
 
 
 @pytest.mark.parametrize("role", ["admin", "editor", "viewer"])
-@pytest.mark.parametrize(
-    "path", ["/admin/users", USER, "/admin/roles", ROLE, "/admin/feature-flags", FLAG]
-)
-async def test_reads_are_open_to_every_role(service: Service, role: str, path: str) -> None:
-    """Every role may read users, roles and feature flags."""
-    response = await service.client.get(path, headers=identity(role))
-    assert response.status_code == 200, response.text
+async def test_reads_are_open_to_every_role(service: Service, role: str) -> None:
+    """Every role may list and read users, roles and feature flags."""
+    for path in ("/admin/users", USER, "/admin/roles", ROLE, "/admin/feature-flags", FLAG):
+        response = await service.client.get(path, headers=identity(role))
+        assert response.status_code == 200, (path, response.text)
 
 
 WRITES: list[tuple[str, str, dict[str, object] | None]] = [
