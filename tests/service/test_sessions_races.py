@@ -236,6 +236,45 @@ async def test_writers_without_a_clock_lose_no_increment(service: Service) -> No
     assert (await client.get(url)).json()["vector_clock"] == {NODE: WRITERS + 1}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"If-Unmodified-Since": "Fri, 31 Dec 9999 23:59:59 GMT"},
+        {"If-None-Match": '"other=1"'},
+        {"If-Match": "*", "If-None-Match": '"other=1"'},
+    ],
+    ids=["if-unmodified-since", "if-none-match", "star-and-if-none-match"],
+)
+async def test_writers_with_other_preconditions_lose_no_increment(
+    service: Service, headers: dict[str, str]
+) -> None:
+    """Writes whose preconditions hold, evaluated on a held row: all apply, none lost."""
+    client = service.client
+    session = await new_session(client)
+    url = f"{SESSIONS}/{session['id']}"
+    responses = await asyncio.gather(
+        *(client.patch(url, headers=headers, json={"notes": str(n)}) for n in range(WRITERS))
+    )
+    assert [response.status_code for response in responses] == [200] * WRITERS
+    assert len({response.headers["etag"] for response in responses}) == WRITERS
+    assert (await client.get(url)).json()["vector_clock"] == {NODE: WRITERS + 1}
+
+
+async def test_writers_with_one_clock_and_if_none_match_exactly_one_wins(
+    service: Service,
+) -> None:
+    """The held path keeps If-Match's compare-and-set: one winner, the rest "stale"."""
+    client = service.client
+    session = await new_session(client)
+    url = f"{SESSIONS}/{session['id']}"
+    headers = {"If-Match": f'"{NODE}=1"', "If-None-Match": '"other=1"'}
+    responses = await asyncio.gather(
+        *(client.patch(url, headers=headers, json={"notes": str(n)}) for n in range(WRITERS))
+    )
+    assert Counter(r.status_code for r in responses) == {200: 1, 412: WRITERS - 1}
+    assert {r.json()["conflict"] for r in responses if r.status_code == 412} == {"stale"}
+
+
 async def test_writers_that_reread_and_retry_apply_every_change(service: Service) -> None:
     """Clients that refetch on 412 and retry: every one of N appends lands once."""
     client = service.client

@@ -14,8 +14,8 @@ this node's counter (``--node-id``) and answers the new clock in the ETag.
 (SPEC §4.3 is silent). A write without a clock, or with ``If-Match: *``, is
 unconditional and still loses nothing: the store holds the row while it reads the
 clock it increments. If-Unmodified-Since and If-None-Match on a write are evaluated
-against the row as read, and the write then applies only if that row's clock is still
-the stored one (:func:`_conditional_write`).
+on the row while one transaction holds it, and the write is made in that transaction
+(:func:`_held_write`).
 
 The order of checks (SPEC §1): an id that is not a UUID is a 404 without a query; a
 body that fails (413, 415, 422) or an unparsable clock (412) looks the session up once,
@@ -34,6 +34,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
 from optimist.cursor import Cursor
@@ -51,12 +52,14 @@ from optimist.service.admin.bodies import (
 )
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.sqlalchemy import (
+    Bind,
     Record,
     clock_of,
     create_clocked,
     delete_clocked,
     get,
     page,
+    transaction,
     update_clocked,
 )
 from optimist.starlette import ConditionalRequest, client_clock, set_etag
@@ -90,9 +93,6 @@ _LIST_QUERY: Final = f"GET {PATH}"
 _UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _SESSION_ID: Final = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 _SHOWN: Final = 80  # characters of a hostile id repeated in a 404
-# Rounds of a write whose extra preconditions held of the row read, but whose row
-# changed before the write (each round is a lost race, so rare).
-_ROUNDS: Final = 3
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -252,24 +252,35 @@ def _beyond_the_clock(received: Preconditions) -> bool:
     )
 
 
-async def _conditional_write(
+#: A write of a session: ``(bind, base)`` → the store's result, ``base`` being the
+#: compare-and-set clock (None: the store holds the row and increments what it finds).
+Write = Callable[[Bind, VectorClock | None], Awaitable[R]]
+
+
+async def _held_write(
     runtime: Runtime,
     session_id: str,
     conditions: ConditionalRequest,
     *,
     sent: VectorClock | None,
-    write: Callable[[VectorClock], Awaitable[R]],
+    write: Write[R],
 ) -> R:
-    """Evaluate every precondition against the session as read, then ``write`` with its
-    clock as the compare-and-set key: the write applies only to the state evaluated.
+    """Evaluate every precondition on the session while holding it, then ``write`` in the
+    same transaction: nothing can change between the evaluation and the write.
 
-    If-Match's clock is decided first (RFC 9110 §13.2.2 step 1), as a conflict. When
-    the row changes between the read and the write, a request without a clock is
-    evaluated again on the new state; one with a clock has lost, and says so.
+    The row is held (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN
+    IMMEDIATE`` holds the database), so this costs a read; only writes that carry
+    If-None-Match or If-Unmodified-Since take this path. If-Match's clock is decided
+    first (RFC 9110 §13.2.2 step 1), as a conflict.
     """
     received = conditions.enforce()
-    for round_ in range(1, _ROUNDS + 1):
-        current = await _exists(runtime, session_id)
+    table = _TABLE.table
+    async with transaction(runtime.engine) as connection:
+        held = select(table).where(table.c.id == session_id).with_for_update()
+        row = (await connection.execute(held)).mappings().first()
+        if row is None:
+            raise ResourceNotFound(_TABLE.resource, session_id)
+        current = _TABLE.record(row)
         stored = clock_of(_TABLE, current)
         if sent is not None and sent != stored:
             raise VersionConflict(current.etag, sent.compare(stored), stored)
@@ -279,12 +290,23 @@ async def _conditional_write(
                 "If-None-Match or If-Unmodified-Since does not hold of the current session",
                 current=current,
             )
-        try:
-            return await write(stored)
-        except VersionConflict:
-            if sent is not None or round_ == _ROUNDS:
-                raise
-    raise AssertionError("unreachable: the last round raises")  # pragma: no cover
+        return await write(connection, stored)
+
+
+async def _write(
+    request: Request,
+    runtime: Runtime,
+    session_id: str,
+    conditions: ConditionalRequest,
+    write: Write[R],
+) -> R:
+    """Apply ``write`` under the request's preconditions: the clock If-Match carried as
+    the compare-and-set key (one statement), or the held path of :func:`_held_write`."""
+    sent = await _sent_clock(request, runtime, session_id)
+    if _beyond_the_clock(conditions.enforce()):
+        return await _held_write(runtime, session_id, conditions, sent=sent, write=write)
+    # Without a clock (none, or "*"), the store holds the row: nothing is lost.
+    return await write(runtime.engine, sent)
 
 
 # -- routes ----------------------------------------------------------------------------
@@ -372,19 +394,12 @@ async def _update(
     values: Mapping[str, Any],
     conditions: ConditionalRequest,
 ) -> Response:
-    sent = await _sent_clock(request, runtime, session_id)
-    received = conditions.enforce()
-
-    async def write(base: VectorClock | None) -> Record:
+    async def write(bind: Bind, base: VectorClock | None) -> Record:
         return await update_clocked(
-            runtime.engine, _TABLE, session_id, values, node=runtime.node_id, sent=base
+            bind, _TABLE, session_id, values, node=runtime.node_id, sent=base
         )
 
-    if _beyond_the_clock(received):
-        record = await _conditional_write(runtime, session_id, conditions, sent=sent, write=write)
-    else:
-        # Without a clock (none, or "*"), the store holds the row: nothing is lost.
-        record = await write(sent)
+    record = await _write(request, runtime, session_id, conditions, write)
     # Seed 000's middleware stamps the new clock as the ETag (the tag _respond sets).
     request.state.updated_clock = clock_of(_TABLE, record)
     return _respond(record)
@@ -431,14 +446,9 @@ async def delete_session(
     session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Delete the session if the clock sent is the stored one; 204."""
-    sent = await _sent_clock(request, runtime, session_id)
-    received = conditions.enforce()
 
-    async def write(base: VectorClock | None) -> Record:
-        return await delete_clocked(runtime.engine, _TABLE, session_id, sent=base)
+    async def write(bind: Bind, base: VectorClock | None) -> Record:
+        return await delete_clocked(bind, _TABLE, session_id, sent=base)
 
-    if _beyond_the_clock(received):
-        await _conditional_write(runtime, session_id, conditions, sent=sent, write=write)
-    else:
-        await write(sent)
+    await _write(request, runtime, session_id, conditions, write)
     return Response(status_code=204)
