@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from optimist.httpx import AsyncClient, SessionsApi, Updated
+from optimist.merge import JSON
+
 from support_service import Service, running, settings_for
 
 pytestmark = pytest.mark.anyio
@@ -412,3 +415,41 @@ async def test_racing_writers_on_two_nodes_exactly_one_wins(database_url: str) -
         assert {r.json()["conflict"] for r in responses if r.status_code == 412} == {"stale"}
         clock = (await a.client.get(url)).json()["vector_clock"]
         assert clock in ({"node-a": 2}, {"node-a": 1, "node-b": 1})
+
+
+# -- the conflict-aware client -----------------------------------------------------------
+
+
+async def test_conflict_aware_clients_merge_their_changes(service: Service) -> None:
+    """optimist.httpx with SessionsApi: writers of different fields, all at once, each
+    refetch, merge and retry on "stale"; every change survives."""
+    session = await new_session(service.client)
+    url = f"{SESSIONS}/{session['id']}"
+    building = str(uuid.uuid4())
+    changes: list[dict[str, JSON]] = [
+        {"status": "in_progress"},
+        {"notes": "checked"},
+        {"building_id": building},
+    ]
+    transport = httpx.ASGITransport(app=service.app)
+
+    async def write(change: dict[str, JSON]) -> Updated:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://test") as http,
+            AsyncClient(http, api=SessionsApi(), sleep=lambda _: asyncio.sleep(0)) as client,
+        ):
+            return await client.update(url, change)
+
+    outcomes = await asyncio.gather(*(write(change) for change in changes))
+    # They really collided: some write was refused "stale" and retried.
+    assert max(outcome.attempts for outcome in outcomes) > 1
+    stored = (await service.client.get(url)).json()
+    assert (stored["status"], stored["notes"], stored["building_id"]) == (
+        "in_progress",
+        "checked",
+        building,
+    )
+    assert stored["vector_clock"] == {NODE: 1 + len(changes)}
+    assert {str(outcome.etag) for outcome in outcomes} <= {
+        f'"{NODE}={n}"' for n in range(2, 2 + len(changes))
+    }
