@@ -516,3 +516,12 @@ def test_bare_star_is_never_a_tag(value: str) -> None:
         assert result == (strong("a*"),)
     else:
         assert isinstance(result, InvalidEntityTag)
+
+
+@pytest.mark.parametrize("allow_bare", [False, True], ids=["quoted", "bare-allowed"])
+def test_list_longer_than_max_tags_is_invalid(allow_bare: bool) -> None:
+    """A list of more than MAX_TAGS tags is refused; MAX_TAGS tags are fine."""
+    at_bound = ", ".join(f'"{n}"' for n in range(etag_module.MAX_TAGS))
+    assert len(etag_module.parse_list(at_bound, allow_bare=allow_bare)) == etag_module.MAX_TAGS
+    with pytest.raises(InvalidEntityTag, match="more than"):
+        etag_module.parse_list(f'{at_bound}, "x"', allow_bare=allow_bare)
