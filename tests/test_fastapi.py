@@ -446,6 +446,14 @@ async def test_head_without_get_stays_405() -> None:
     assert start["status"] == 405
 
 
+async def test_405_allow_lists_head_where_get_is_served() -> None:
+    """With HEAD served wherever GET is, a 405's Allow names HEAD beside GET."""
+    start, *_ = await call(fastapi_app(), "DELETE", "/text")
+    assert start["status"] == 405
+    allowed = {m.strip() for m in Headers(raw=start["headers"])["allow"].split(",")}
+    assert {"GET", "HEAD"} <= allowed
+
+
 async def test_other_methods_pass_through() -> None:
     """Non-HEAD requests are untouched, body included."""
     start, body = await call(fastapi_app(), "GET", "/text")
@@ -789,7 +797,7 @@ async def test_wrong_method_is_405_problem_with_allow(client: httpx.AsyncClient)
     """A method the route does not serve is a 405 problem with Allow."""
     response = await client.post("/projects/1", json={})
     problem = assert_problem(response, 405)
-    assert set(response.headers["allow"].split(", ")) == {"GET", "PUT", "DELETE"}
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PUT", "DELETE"}
     assert problem["detail"].startswith("POST is not allowed here")
 
 

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -129,15 +129,19 @@ class HeadMiddleware:
 
     RFC 9110 §9.3.2: HEAD is GET without the content. FastAPI routes declare GET only
     (fastapi/fastapi#1773); a HEAD that the app answers 405 with ``Allow: GET`` is
-    replayed as GET. Routes that declare HEAD themselves keep it.
+    replayed as GET. Routes that declare HEAD themselves keep it. Since HEAD is then
+    served wherever GET is, a 405's ``Allow`` that lists GET lists HEAD too.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "HEAD":
+            await self.app(scope, receive, _allowing_head(send))
             return
         original = dict(scope)
         replay = False
@@ -159,6 +163,18 @@ class HeadMiddleware:
         await self.app(scope, receive, first)
         if replay:
             await self.app({**original, "method": "GET"}, _no_body(receive), headers_only)
+
+
+def _allowing_head(send: Send) -> Send:
+    async def allowing(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            headers = MutableHeaders(scope=message)
+            methods = {method.strip().upper() for method in headers.get("allow", "").split(",")}
+            if "GET" in methods and "HEAD" not in methods:
+                headers["Allow"] = ", ".join(sorted((methods - {""}) | {"HEAD"}))
+        await send(message)
+
+    return allowing
 
 
 # -- precedence of an unparsable body --------------------------------------------------
