@@ -1,62 +1,73 @@
 """``python -m bench``: run the benchmarks, keep the raw figures, rewrite the report.
 
-Raw figures go to bench/results/<suite>.json; docs/benchmarks.md is rendered from
-every result file present, so suites can be rerun one at a time.
+Suites: ``micro`` (the core's microbenchmarks) and ``http`` (the servers side by side,
+bench/suite.py). Raw figures go to bench/results/<suite>.json; docs/benchmarks.md
+and docs/benchmarks.png are rendered from every result file present, so suites can be
+rerun one at a time (``python -m bench micro``) and the report alone redrawn
+(``python -m bench --render``). Durations and the grid are options; see ``--help``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from bench import micro
+from bench import chart, micro, report
+from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS
+from bench.subjects import SUBJECTS
+from bench.suite import BACKENDS, Settings, load_average, run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "docs" / "benchmarks.md"
-SUITES = ("micro",)
+CHART = ROOT / "docs" / "benchmarks.png"
+NOTES = ROOT / "bench" / "notes.md"
+SUITES = ("micro", "http")
 
 
 def _machine() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
 
 
+def _write(name: str, data: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
 def _run_micro() -> None:
     figures = micro.run()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "micro.json").write_text(
-        json.dumps(
-            {
-                "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "machine": _machine(),
-                "target_us": micro.TARGET_MICROSECONDS,
-                "figures": [asdict(figure) | {"ratio": figure.ratio} for figure in figures],
-            },
-            indent=2,
-        )
-        + "\n"
+    _write(
+        "micro",
+        {
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "load_average": load_average(),
+            "target_us": micro.TARGET_MICROSECONDS,
+            "figures": [asdict(figure) | {"ratio": figure.ratio} for figure in figures],
+        },
     )
 
 
-def _render_micro(data: dict[str, object]) -> list[str]:
+def _render_micro(data: dict[str, Any]) -> list[str]:
+    load = f"; load average {data['load_average']}" if "load_average" in data else ""
     lines = [
         "## Core microbenchmarks",
         "",
-        f"Measured {data['measured_at']} on {data['machine']}; best of 7 timeit repeats. "
-        f"Target: under {data['target_us']} µs per operation. Ratio = baseline time / optimist "
-        "time, both measured in the same run (above 1: optimist is faster).",
+        f"Measured {data['measured_at']} on {data['machine']}{load}; best of 7 timeit "
+        f"repeats. Target: under {data['target_us']} µs per operation. Ratio = baseline "
+        "time / optimist time, both measured in the same run (above 1: optimist is faster).",
         "",
         "| operation | optimist (µs) | target met | baseline | baseline (µs) | ratio |",
         "| --- | ---: | :---: | --- | ---: | ---: |",
     ]
-    target = float(str(data["target_us"]))
-    figures = data["figures"]
-    assert isinstance(figures, list)
-    for figure in figures:
+    target = float(data["target_us"])
+    for figure in data["figures"]:
         met = "yes" if figure["optimist_us"] < target else "**no**"
         lines.append(
             f"| {figure['name']} | {figure['optimist_us']:.2f} | {met} | {figure['baseline']} "
@@ -66,7 +77,7 @@ def _render_micro(data: dict[str, object]) -> list[str]:
 
 
 def render() -> None:
-    """Rewrite docs/benchmarks.md from the result files."""
+    """Rewrite docs/benchmarks.md (and its chart) from the result files."""
     lines = [
         "# Benchmarks",
         "",
@@ -74,21 +85,80 @@ def render() -> None:
         "Every figure that matters is a ratio against a baseline measured in the same run.",
         "",
     ]
+    http_file = RESULTS / "http.json"
+    if http_file.exists():
+        data = json.loads(http_file.read_text())
+        drawn = chart.draw(data, CHART)
+        lines += report.render_http(data, CHART.name if drawn else None)
     micro_file = RESULTS / "micro.json"
     if micro_file.exists():
         lines += _render_micro(json.loads(micro_file.read_text()))
+    if NOTES.exists():
+        lines += [NOTES.read_text().rstrip(), ""]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text("\n".join(lines))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Settings()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("suites", nargs="*", help=f"some of {', '.join(SUITES)} (default: all)")
+    parser.add_argument("--render", action="store_true", help="only redraw the report")
+    add = parser.add_argument
+    add("--seconds", type=float, default=defaults.seconds, help="per measurement (%(default)s)")
+    add("--warmup", type=float, default=defaults.warmup, help="per server (%(default)s)")
+    add("--connections", type=int, default=defaults.connections, help="wrk's (%(default)s)")
+    add("--rows", type=int, default=defaults.rows, help="items in the list (%(default)s)")
+    add("--depth", type=int, default=defaults.depth, help="the deep page's (%(default)s)")
+    add("--backends", default=",".join(BACKENDS), help="(%(default)s)")
+    add("--workers", default="1,2", help="server processes (%(default)s)")
+    add("--subjects", default=",".join(s.name for s in SUBJECTS), help="(%(default)s)")
+    add("--scenarios", default=",".join((*ITEM_SCENARIOS, *PAGE_SCENARIOS)), help="(%(default)s)")
+    add("--contention-seconds", type=float, default=defaults.contention_seconds, help="0: skip")
+    add("--contention-clients", type=int, default=defaults.contention_clients)
+    add("--race-clients", type=int, default=defaults.race_clients, help="0: skip the race")
+    add("--race-increments", type=int, default=defaults.race_increments)
+    return parser
+
+
+def main() -> None:
+    parser = _parser()
     arguments = parser.parse_args()
     unknown = set(arguments.suites) - set(SUITES)
     if unknown:
         parser.error(f"unknown suites: {', '.join(sorted(unknown))}")
+    if arguments.render:
+        render()
+        print(REPORT.read_text())
+        return
     suites = arguments.suites or list(SUITES)
+    if arguments.depth >= arguments.rows:
+        parser.error("--depth must be below --rows")
+    if "http" in suites:
+        settings = Settings(
+            seconds=arguments.seconds,
+            warmup=arguments.warmup,
+            connections=arguments.connections,
+            rows=arguments.rows,
+            depth=arguments.depth,
+            backends=_names(arguments.backends),
+            workers=[int(n) for n in _names(arguments.workers)],
+            subjects=_names(arguments.subjects),
+            scenarios=_names(arguments.scenarios),
+            contention_clients=arguments.contention_clients,
+            contention_seconds=arguments.contention_seconds,
+            race_clients=arguments.race_clients,
+            race_increments=arguments.race_increments,
+        )
+        _write("http", asyncio.run(run(settings)))
     if "micro" in suites:
         _run_micro()
     render()

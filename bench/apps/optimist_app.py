@@ -1,0 +1,118 @@
+"""The optimist app: items with a counter and a text, written as a user of the library would.
+
+* ``GET /items/{id}``: the item with its ETag; a matching If-None-Match is a 304
+  (:func:`optimist.fastapi.conditional` parses, :meth:`ConditionalRequest.evaluate` decides);
+* ``PATCH /items/{id}``: If-Match is optional; when sent it is the WHERE clause of the
+  UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``), when not
+  the update is unconditional;
+* ``GET /items?limit=&cursor=``: keyset pages over a snapshot
+  (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
+
+The harness imports :data:`metadata` and :data:`items` to create and fill the schema.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Query, Response
+from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, Text
+
+from optimist.cursor import Cursor, CursorCodec
+from optimist.errors import MalformedToken
+from optimist.fastapi import conditional, install_problem_handlers
+from optimist.sqlalchemy import Record, create_engine, get, page, update, versioned_table
+from optimist.starlette import ConditionalRequest, set_etag
+from optimist.tokens import TokenSigner
+
+__all__ = ["LIST_QUERY", "create_app", "items", "metadata"]
+
+metadata = MetaData()
+items = versioned_table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("counter", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+#: What the list's cursors are bound to (CursorCodec's ``query``).
+LIST_QUERY = "GET /items"
+
+Conditional = Annotated[ConditionalRequest, Depends(conditional())]
+
+
+class Item(BaseModel):
+    id: int
+    counter: int
+    text: str
+
+
+class ItemPatch(BaseModel):
+    counter: int | None = None
+    text: str | None = None
+
+
+class ItemPage(BaseModel):
+    data: list[Item]
+    next_cursor: str | None
+
+
+def _item(record: Record) -> Item:
+    return Item(id=record["id"], counter=record["counter"], text=record["text"])
+
+
+def create_app() -> FastAPI:
+    """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``."""
+    engine = create_engine(os.environ["BENCH_DATABASE_URL"])
+    cursors = CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+    install_problem_handlers(app)
+
+    @app.get("/items/{item_id}")
+    async def read(item_id: int, response: Response, pre: Conditional) -> Item:
+        record = await get(engine, items, item_id)
+        pre.evaluate(record.state, response)
+        return _item(record)
+
+    @app.patch("/items/{item_id}")
+    async def patch(item_id: int, body: ItemPatch, response: Response, pre: Conditional) -> Item:
+        values = body.model_dump(exclude_unset=True)
+        record = await update(engine, items, item_id, values, condition=pre.write_condition())
+        set_etag(response, record.etag, last_modified=record.updated_at)
+        return _item(record)
+
+    @app.get("/items")
+    async def listing(
+        limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None
+    ) -> ItemPage:
+        after: int | None = None
+        watermark: int | None = None
+        snapshot_at = datetime.now(UTC)
+        if cursor is not None:
+            decoded = cursors.decode(cursor, query=LIST_QUERY)
+            match decoded.position:
+                case (int() as position,) if not isinstance(position, bool):
+                    after = position
+                case _:
+                    raise MalformedToken("cursor", cursor, "not a position in this listing")
+            watermark, snapshot_at = decoded.watermark, decoded.snapshot_at
+        found = await page(engine, items, limit=limit, after=after, watermark=watermark)
+        next_cursor = None
+        if found.next_position is not None:
+            following = Cursor((found.next_position,), found.watermark, snapshot_at)
+            next_cursor = cursors.encode(following, query=LIST_QUERY)
+        return ItemPage(data=[_item(record) for record in found.records], next_cursor=next_cursor)
+
+    return app

@@ -1,0 +1,143 @@
+"""The servers under test, and how each one spells the same requests.
+
+Every subject serves items with a counter; they differ in paths, envelopes and the
+form of their list pages. A :class:`Subject` holds those differences, so that the
+scenarios (:mod:`bench.scenarios`) are written once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from optimist.cursor import Cursor, CursorCodec
+from optimist.tokens import TokenSigner
+
+__all__ = [
+    "KINTO",
+    "OPTIMIST",
+    "PAGE_SIZE",
+    "RAW",
+    "SECRET",
+    "SEED",
+    "SUBJECTS",
+    "Subject",
+]
+
+#: The key that signs the optimist app's cursors; the harness makes deep cursors with it.
+SECRET: Final = "benchmark cursors are signed with this key"
+PAGE_SIZE: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One server under test.
+
+    ``target`` is what uvicorn serves (``module:factory``); ``item_prefix`` + key is an
+    item's path; a write's body is ``{"counter": n}`` wrapped in ``request_envelope``,
+    and a document comes back wrapped in ``response_envelope``. ``deep_page(after,
+    watermark)`` is the path of the list page after position ``after`` (None: no list),
+    and ``list_members`` lead to a page's items.
+    """
+
+    name: str
+    label: str
+    target: str
+    item_prefix: str
+    request_envelope: str | None = None
+    response_envelope: str | None = None
+    deep_page: Callable[[int, int], str] | None = None
+    interface: str = "asgi3"
+    factory: bool = True
+    list_members: tuple[str, ...] = ("data",)
+    ready_path: str = "/items/1"
+    python: str = sys.executable
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def item(self, key: int) -> str:
+        """The path of item ``key``."""
+        return f"{self.item_prefix}{key}"
+
+    def write_body(self, counter: int) -> str:
+        """The JSON body of a write that sets the counter to ``counter``."""
+        document: dict[str, Any] = {"counter": counter}
+        if self.request_envelope is not None:
+            document = {self.request_envelope: document}
+        return json.dumps(document)
+
+    def document(self, body: Any) -> Mapping[str, Any]:
+        """The item in a response body."""
+        inner = body if self.response_envelope is None else body[self.response_envelope]
+        if not isinstance(inner, Mapping):
+            raise TypeError(f"{self.name} answered {body!r}, not a document")
+        return inner
+
+    @property
+    def first_page(self) -> str:
+        """The path of a list's first page."""
+        return f"/items?limit={PAGE_SIZE}"
+
+    def listed(self, body: Any) -> list[Mapping[str, Any]]:
+        """The items of a list page's body."""
+        for member in self.list_members:
+            body = body[member]
+        if not isinstance(body, list):
+            raise TypeError(f"{self.name} listed {body!r}, not a list")
+        return body
+
+    def counter(self, body: Any) -> int:
+        """The counter of the item in a response body."""
+        return int(self.document(body)["counter"])
+
+
+def _optimist_page(after: int, watermark: int) -> str:
+    # The cursor the server itself hands out after `after` items of a traversal that
+    # began now: the harness skips the 5 000 pages before it, nothing else.
+    codec = CursorCodec(TokenSigner([SECRET]))
+    cursor = Cursor((after,), watermark, datetime.now(UTC))
+    return f"/items?limit={PAGE_SIZE}&cursor={codec.encode(cursor, query='GET /items')}"
+
+
+OPTIMIST: Final = Subject(
+    name="optimist",
+    label="optimist",
+    target="bench.apps.optimist_app:create_app",
+    item_prefix="/items/",
+    deep_page=_optimist_page,
+)
+RAW: Final = Subject(
+    name="raw",
+    label="raw driver",
+    target="bench.apps.raw_app:create_app",
+    item_prefix="/items/",
+    deep_page=lambda after, _watermark: f"/items?limit={PAGE_SIZE}&after={after}",
+)
+SEED: Final = Subject(
+    name="seed",
+    label="seed 003 pattern",
+    target="bench.apps.seed_app:create_app",
+    item_prefix="/items/",
+    response_envelope="result",
+    deep_page=lambda after, _watermark: f"/items?limit={PAGE_SIZE}&offset={after}",
+    list_members=("result", "items"),
+)
+KINTO: Final = Subject(
+    name="kinto",
+    label="Kinto",
+    target="kinto_wsgi:application",
+    item_prefix="/v1/buckets/bench/collections/items/records/",
+    request_envelope="data",
+    response_envelope="data",
+    interface="wsgi",
+    factory=False,
+    ready_path="/v1/",
+)
+
+#: Every subject, in the order of the report.
+SUBJECTS: Final = (OPTIMIST, RAW, SEED, KINTO)
