@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from optimist.service.admin.bodies import MAX_BODY
+from optimist.service.bodies import MAX_BODY
 
 from support_admin import USER, etag_of, problem, writer
 from support_service import Service

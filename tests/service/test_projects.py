@@ -219,7 +219,7 @@ async def test_create_leaves_optional_fields_null(service: Service) -> None:
 
 
 async def test_timestamps_are_rfc3339_utc(service: Service) -> None:
-    """created_at and updated_at are aware UTC times; an update moves updated_at only."""
+    """created_at and updated_at are RFC 3339 UTC; an update moves updated_at only."""
     project = await new_project(service)
     created = datetime.fromisoformat(project["created_at"])
     assert created.utcoffset() == timedelta(0)
@@ -227,6 +227,7 @@ async def test_timestamps_are_rfc3339_utc(service: Service) -> None:
         await service.client.put(f"/projects/{project['project_id']}", json={"name": "B"})
     )
     assert updated["created_at"] == project["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", updated["updated_at"])
     assert datetime.fromisoformat(updated["updated_at"]) > datetime.fromisoformat(
         project["updated_at"]
     )

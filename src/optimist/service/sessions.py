@@ -42,12 +42,13 @@ from optimist.errors import MalformedToken, PreconditionFailed, ResourceNotFound
 from optimist.fastapi import PrecedenceRoute, conditional, problem_responses
 from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.service import schema
-from optimist.service.admin.bodies import (
+from optimist.service.bodies import (
     MERGE_PATCH,
     Strict,
     no_controls,
     openapi_body,
     read_json,
+    timestamp,
     validated,
 )
 from optimist.service.runtime import Runtime, RuntimeDep
@@ -173,10 +174,6 @@ class SessionPage(BaseModel):
     next_cursor: str | None
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def representation(record: Record) -> dict[str, Any]:
     """The JSON object of a stored session (what :class:`Session` describes)."""
     values = record.values
@@ -185,8 +182,8 @@ def representation(record: Record) -> dict[str, Any]:
         "building_id": values["building_id"],
         "status": values["status"],
         "notes": values["notes"],
-        "created_at": _timestamp(values["created_at"]),
-        "updated_at": _timestamp(record.updated_at),
+        "created_at": timestamp(values["created_at"]),
+        "updated_at": timestamp(record.updated_at),
         "vector_clock": dict(clock_of(_TABLE, record)),
     }
 

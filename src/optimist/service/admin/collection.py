@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
 
 from fastapi import Depends, HTTPException, Query, Request, Response
@@ -37,8 +36,8 @@ from optimist.errors import MalformedToken, PreconditionRequired, ResourceExists
 from optimist.etag import Comparison
 from optimist.fastapi import conditional
 from optimist.policy import PreconditionPolicy, Requirement
-from optimist.service.admin.bodies import read_json, validated
 from optimist.service.admin.identity import Identity
+from optimist.service.bodies import read_json, timestamp, validated
 from optimist.service.runtime import Runtime
 from optimist.sqlalchemy import Record, Versioned, create, delete, find, get, page, update
 from optimist.starlette import ConditionalRequest, set_etag
@@ -86,11 +85,6 @@ def _shown(key: object) -> object:
     if isinstance(key, str) and len(key) > _SHOWN:
         return key[:_SHOWN] + "…"
     return key
-
-
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with ``Z``, to the second, as seed 002 writes ``updated_at``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)

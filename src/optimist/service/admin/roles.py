@@ -19,15 +19,14 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_
 
 from optimist.fastapi import PrecedenceRoute, problem_responses
 from optimist.service import schema
-from optimist.service.admin.bodies import MERGE_PATCH, Strict, no_controls, openapi_body
 from optimist.service.admin.collection import (
     AdminConditions,
     Collection,
     Limit,
     PageCursor,
-    timestamp,
 )
 from optimist.service.admin.identity import Identity, IdentityDep, writer
+from optimist.service.bodies import MERGE_PATCH, Strict, no_controls, openapi_body, timestamp
 from optimist.service.runtime import RuntimeDep
 
 __all__ = ["ROLES", "NewRole", "Role", "RolePatch", "router"]

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from optimist.service import schema
+from optimist.service.bodies import timestamp
 from optimist.sqlalchemy import Record
 
 __all__ = [
@@ -181,7 +182,7 @@ def representation(record: Record) -> dict[str, Any]:
         "description": values["description"],
         "status": values["status"],
         "metadata": values["metadata"],
-        "created_at": values["created_at"].isoformat(),
-        "updated_at": record.updated_at.isoformat(),
+        "created_at": timestamp(values["created_at"]),
+        "updated_at": timestamp(record.updated_at),
         "etag": record.etag.opaque,
     }

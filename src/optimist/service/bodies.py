@@ -1,11 +1,12 @@
-"""Request bodies of the admin API: read within bounds, validated by pydantic, as problems.
+"""Request and response bodies of the service's APIs: read within bounds, validated by
+pydantic into problems, and timestamps written one way.
 
-The admin endpoints read their bodies themselves instead of declaring them to FastAPI,
-for one reason: RFC 9110 §13.2.1 wants a missing resource (404) decided before a
-malformed body (422), and a FastAPI body is validated before the endpoint runs, which
-would take a read of the row before every write. Read here, a body that fails is
-answered only after the endpoint has asked whether the resource exists, and a body that
-passes goes straight into the one conditional write.
+The admin and test-sessions endpoints read their bodies themselves instead of
+declaring them to FastAPI, for one reason: RFC 9110 §13.2.1 wants a missing resource
+(404) decided before a malformed body (422), and a FastAPI body is validated before
+the endpoint runs, which would take a read of the row before every write. Read here, a
+body that fails is answered only after the endpoint has asked whether the resource
+exists, and a body that passes goes straight into the one conditional write.
 
 A body is at most :data:`MAX_BODY` bytes (413), of a JSON media type (415), and valid
 for its model (422 with ``invalid_params`` named ``body.<member>``, like FastAPI's).
@@ -15,6 +16,7 @@ The models are strict (no coercion of ``"5"`` to 5) and refuse unknown members.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from fastapi import HTTPException, Request
@@ -29,10 +31,11 @@ __all__ = [
     "no_controls",
     "openapi_body",
     "read_json",
+    "timestamp",
     "validated",
 ]
 
-#: The largest body an admin write reads (its largest valid body is a few KB).
+#: The largest body a write reads (the largest valid body is a few KB).
 MAX_BODY: Final = 64 * 1024
 #: RFC 7396 §4: the media type of a JSON merge patch.
 MERGE_PATCH: Final = "application/merge-patch+json"
@@ -120,3 +123,10 @@ def openapi_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
             "content": {media_type: {"schema": schema} for media_type in media_types},
         }
     }
+
+
+def timestamp(moment: datetime) -> str:
+    """A time as every API of the service shows it: RFC 3339 in UTC with ``Z``, like
+    seed 002's ``"2025-01-15T10:30:00Z"``, to the microsecond, so that every write
+    visibly moves ``updated_at``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
