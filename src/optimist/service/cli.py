@@ -73,8 +73,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``optimist`` command."""
     from optimist.service.app import prepare  # noqa: PLC0415 - keeps --help fast
 
-    arguments = _parser().parse_args(argv)
-    settings = _settings(arguments)
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        settings = _settings(arguments)
+    except ValueError as error:
+        parser.error(str(error))
     os.environ.update(settings.to_environment())
     fresh = asyncio.run(prepare(settings))
     state = "created" if fresh else "up to date"

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from optimist.errors import InvalidVectorClock
+from optimist.vclock import VectorClock
+
 __all__ = ["ENVIRONMENT", "Settings", "default_database_url", "default_node_id"]
 
 #: Option name → environment variable.
@@ -57,6 +60,15 @@ class Settings:
     demo_data: bool = True
     cursor_max_age: timedelta = timedelta(hours=1)
     csrf_max_age: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        try:
+            VectorClock({self.node_id: 1})
+        except InvalidVectorClock as error:
+            raise ValueError(f"node id {self.node_id!r}: {error.reason}") from None
+        for name in ("cursor_max_age", "csrf_max_age"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
