@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import inspect
 
@@ -18,7 +20,7 @@ async def test_healthz_answers_ok_with_the_node(service: Service) -> None:
     """GET /healthz checks the database and names the node."""
     response = await service.client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "node_id": "test-node"}
+    assert response.json() == {"status": "ok", "node_id": "test-node", "worker": os.getpid()}
 
 
 async def test_unknown_path_is_a_problem(service: Service) -> None:

@@ -6,6 +6,7 @@ the database if needed and builds the process's :class:`~optimist.service.runtim
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -46,10 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(HeadMiddleware)
 
     @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
-    async def healthz(runtime: RuntimeDep) -> dict[str, str]:
+    async def healthz(runtime: RuntimeDep) -> dict[str, str | int]:
         async with runtime.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-        return {"status": "ok", "node_id": runtime.node_id}
+        # The worker's process id tells operators (and tests) which worker answered.
+        return {"status": "ok", "node_id": runtime.node_id, "worker": os.getpid()}
 
     app.include_router(admin.router)
     app.include_router(projects.router)
