@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+
+from optimist.service import demo
+from optimist.service.runtime import prepare
+from optimist.service.schema import metadata
+from optimist.sqlalchemy import create_engine
 
 from support_service import Service, running, settings_for
 
@@ -77,8 +84,55 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def service_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once, with the demo data, that service tests copy."""
+    path = tmp_path_factory.mktemp("service") / "template.db"
+    asyncio.run(prepare(settings_for(f"sqlite+aiosqlite:///{path}")))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_service_url(postgres_server_url: str) -> Iterator[str]:
+    """A PostgreSQL database of its own for service tests, migrated once."""
+    name = f"optimist_service_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute(postgres_server_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        asyncio.run(prepare(settings_for(url, demo_data=False)))
+        yield url
+    finally:
+        asyncio.run(_execute(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _reset_service_data(url: str) -> None:
+    """Empty every service table and load the demo data again, as on a fresh start."""
+    engine = create_engine(url)
+    try:
+        tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables}"))
+        await demo.load(engine)
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def service_database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, service_template: Path
+) -> str:
+    """A migrated service database with only the demo data, on each backend."""
+    if request.param == "sqlite":
+        path = tmp_path / "service.db"
+        shutil.copyfile(service_template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("postgres_service_url")
+    asyncio.run(_reset_service_data(url))
+    return url
+
+
 @pytest.fixture
-async def service(database_url: str) -> AsyncIterator[Service]:
-    """The reference service on a fresh database of each backend, demo data loaded."""
-    async with running(settings_for(database_url)) as started:
+async def service(service_database_url: str) -> AsyncIterator[Service]:
+    """The reference service on a database with only the demo data, on each backend."""
+    async with running(settings_for(service_database_url)) as started:
         yield started
