@@ -60,7 +60,7 @@ router = APIRouter(tags=["projects"], route_class=ProjectRoute)
     "/projects",
     status_code=201,
     response_model=ProjectEnvelope,
-    responses=problem_responses(422),
+    responses=problem_responses(413, 415, 422),
     summary="Create a project (status draft)",
 )
 async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
@@ -129,7 +129,7 @@ async def read_project(
 @router.put(
     "/projects/{project_id}",
     response_model=ProjectEnvelope,
-    responses=problem_responses(404, 412, 422),
+    responses=problem_responses(404, 412, 413, 415, 422),
     summary="Update the fields given (If-Match optional, compared strongly)",
 )
 async def update_project(
