@@ -9,10 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from optimist.sqlalchemy import SQLITE_BEGIN, create_engine, reading, transaction
+from optimist.sqlalchemy import SQLITE_BEGIN, autocommit, create_engine, reading, transaction
 from optimist.sqlalchemy.engine import POSTGRES_POOL
 
 from support_sqlalchemy import Store, open_store
@@ -140,12 +140,51 @@ def test_reading_leaves_postgres_engines_alone(postgres_url: str) -> None:
 
 
 def test_postgres_engine_gets_a_resilient_pool(postgres_url: str) -> None:
-    """PostgreSQL engines pre-ping, recycle and bound their pool."""
+    """PostgreSQL engines recycle and bound their pool, and ping only idle connections."""
     engine = create_engine(postgres_url)
     pool = engine.pool
     assert pool.size() == POSTGRES_POOL["pool_size"]  # type: ignore[attr-defined]
-    assert pool._pre_ping is True
+    assert pool._pre_ping is False
     assert pool._recycle == POSTGRES_POOL["pool_recycle"]
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        pid: int = await connection.scalar(text("SELECT pg_backend_pid()"))
+        return pid
+
+
+async def _terminate(postgres_url: str, pid: int) -> None:
+    admin = create_engine(postgres_url, pool_size=1)
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+
+
+async def test_postgres_idle_connection_closed_by_the_server_is_replaced(
+    postgres_url: str,
+) -> None:
+    """A pooled connection the server closed while it sat idle is pinged and replaced."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, idle_ping=0.0)
+    try:
+        first = await _backend_pid(engine)
+        await _terminate(postgres_url, first)
+        assert await _backend_pid(engine) != first
+    finally:
+        await engine.dispose()
+
+
+async def test_postgres_connection_in_use_is_not_pinged(postgres_url: str) -> None:
+    """Without the idle ping, the first use of a connection the server closed fails."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0, idle_ping=None)
+    try:
+        await _terminate(postgres_url, await _backend_pid(engine))
+        with pytest.raises(DBAPIError):
+            await _backend_pid(engine)
+    finally:
+        await engine.dispose()
 
 
 def test_postgres_pool_settings_can_be_overridden(postgres_url: str) -> None:
@@ -185,6 +224,50 @@ async def test_transaction_rolls_back_on_error(store: Store) -> None:
     with pytest.raises(RuntimeError):
         await write_then_fail()
     assert await count_items(store.engine) == 0
+
+
+async def test_autocommit_commits_each_statement_at_once(store: Store) -> None:
+    """autocommit(engine): a write is visible to others before the block ends."""
+    async with autocommit(store.engine) as connection:
+        await connection.execute(INSERT_ONE)
+        assert await count_items(store.engine) == 1
+
+
+async def test_autocommit_keeps_what_was_written_before_an_error(store: Store) -> None:
+    """autocommit(engine) has no transaction to roll back: each statement stands."""
+
+    async def write_then_fail() -> None:
+        async with autocommit(store.engine) as connection:
+            await connection.execute(INSERT_ONE)
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert await count_items(store.engine) == 1
+
+
+async def test_autocommit_joins_an_open_transaction(store: Store) -> None:
+    """On a caller's connection in a transaction, autocommit() neither commits nor rolls back."""
+    async with store.engine.connect() as connection:
+        outer = await connection.begin()
+        async with autocommit(connection) as joined:
+            assert joined is connection
+            await joined.execute(INSERT_ONE)
+        assert connection.in_transaction()
+        await outer.rollback()
+    assert await count_items(store.engine) == 0
+
+
+async def test_transaction_on_sqlite_still_begins_after_autocommit(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A transaction on the same pool still takes the write lock at BEGIN."""
+    async with autocommit(sqlite_engine) as connection:
+        await connection.execute(text("INSERT INTO t VALUES (1)"))
+    async with transaction(sqlite_engine) as connection:
+        raw = await connection.get_raw_connection()
+        assert raw.driver_connection is not None
+        assert raw.driver_connection.in_transaction
 
 
 async def test_transaction_joins_an_open_transaction(store: Store) -> None:

@@ -17,6 +17,7 @@ from optimist.sqlalchemy.compiler import Clause, where
 from optimist.sqlalchemy.engine import (
     SQLITE_BEGIN,
     Bind,
+    autocommit,
     create_engine,
     reading,
     transaction,
@@ -45,6 +46,7 @@ __all__ = [
     "Scope",
     "UTCDateTime",
     "Versioned",
+    "autocommit",
     "clock_of",
     "create",
     "create_clocked",

@@ -27,26 +27,43 @@ beside the writer. The same choice is the execution option :data:`SQLITE_BEGIN`
 PostgreSQL (``postgresql+asyncpg://``): the default READ COMMITTED isolation is what a
 conditional ``UPDATE … WHERE etag IN (…)`` needs (a concurrent writer waits for the row
 lock, then PostgreSQL re-evaluates the WHERE clause against the committed row), so the
-engine only gets a pool that survives restarts and idle-connection reapers:
-``pool_pre_ping``, ``pool_recycle`` and a bounded size. Any keyword overrides these.
+engine only gets a pool that survives restarts and idle-connection reapers: a bounded
+size, ``pool_recycle``, and a ping of every connection that sat unused in the pool
+longer than ``idle_ping`` seconds (:data:`POSTGRES_IDLE_PING`) before it is handed
+out. SQLAlchemy's ``pool_pre_ping`` pings at *every* checkout, three round trips on
+asyncpg (BEGIN, a statement, ROLLBACK) that tripled the cost of a one-statement
+request; a connection in steady use has just proved itself alive, and one that fails
+anyway makes SQLAlchemy invalidate the whole pool. Any keyword overrides these
+(``pool_pre_ping=True`` included).
+
+Work that is one statement (a read of one row, a conditional ``UPDATE … RETURNING``)
+is atomic by itself and needs no transaction around it: :func:`autocommit` runs it
+without BEGIN and COMMIT, one round trip on PostgreSQL instead of three, and on SQLite
+without the ``BEGIN`` statement (a single write statement takes the write lock
+itself, waiting out the busy timeout, and has nothing to upgrade).
 """
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 __all__ = [
+    "POSTGRES_IDLE_PING",
     "POSTGRES_POOL",
     "SQLITE_BEGIN",
     "SQLITE_BUSY_TIMEOUT",
     "Bind",
+    "autocommit",
     "create_engine",
     "reading",
     "transaction",
@@ -67,22 +84,31 @@ POSTGRES_POOL: Final[dict[str, Any]] = {
     "max_overflow": 10,
     "pool_timeout": 30.0,
     "pool_recycle": 1800,
-    "pool_pre_ping": True,
 }
 
+#: Seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout.
+POSTGRES_IDLE_PING: Final = 10.0
+
 _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
+# Execution option of the engine behind autocommit() on SQLite: no BEGIN at all.
+_NO_BEGIN: Final = "optimist_sqlite_no_begin"
+_IDLE_SINCE: Final = "optimist_idle_since"  # connection-record info: when it was checked in
+# Engines derived once per engine (execution_options() builds a new one at every call).
+_DERIVED: weakref.WeakKeyDictionary[Engine, dict[str, AsyncEngine]] = weakref.WeakKeyDictionary()
 
 
 def create_engine(
     url: str | URL,
     *,
     busy_timeout: float = SQLITE_BUSY_TIMEOUT,
+    idle_ping: float | None = POSTGRES_IDLE_PING,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine for ``url`` configured as this module's docstring describes.
 
-    ``busy_timeout`` (seconds) applies to SQLite only; ``kwargs`` go to
-    :func:`sqlalchemy.ext.asyncio.create_async_engine` and win over the defaults.
+    ``busy_timeout`` (seconds) applies to SQLite only, ``idle_ping`` (seconds, None: never)
+    to PostgreSQL only; ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine`
+    and win over the defaults.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
@@ -92,15 +118,48 @@ def create_engine(
         _configure_sqlite(engine, busy_timeout)
         return engine
     if backend == "postgresql":
-        return create_async_engine(parsed, **{**POSTGRES_POOL, **kwargs})
+        engine = create_async_engine(parsed, **{**POSTGRES_POOL, **kwargs})
+        if idle_ping is not None:
+            _ping_when_idle(engine, idle_ping)
+        return engine
     return create_async_engine(parsed, **kwargs)
+
+
+def _derived(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:
+    """``engine.execution_options(**options)``, made once per engine and kept."""
+    made = _DERIVED.setdefault(engine.sync_engine, {})
+    if name not in made:
+        made[name] = engine.execution_options(**options)
+    return made[name]
 
 
 def reading(engine: AsyncEngine) -> AsyncEngine:
     """The same engine (same pool) for reads: on SQLite its transactions take no write lock."""
     if engine.dialect.name != "sqlite":
         return engine
-    return engine.execution_options(**{SQLITE_BEGIN: "DEFERRED"})
+    return _derived(engine, "reading", **{SQLITE_BEGIN: "DEFERRED"})
+
+
+@asynccontextmanager
+async def autocommit(bind: Bind, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
+    """A connection for work whose every statement is atomic by itself.
+
+    Given an engine, a connection of its own on which each statement commits as it
+    completes: no BEGIN, no COMMIT (see this module's docstring). Given a connection,
+    :func:`transaction` on it (``read`` as there): a caller's transaction is joined.
+    """
+    if not isinstance(bind, AsyncEngine):
+        async with transaction(bind, read=read) as connection:
+            yield connection
+        return
+    if bind.dialect.name == "sqlite":
+        # The driver is in autocommit mode already (see _configure_sqlite): only the
+        # BEGIN that on_begin would emit is left out.
+        committing = _derived(bind, "autocommit", **{_NO_BEGIN: True})
+    else:
+        committing = _derived(bind, "autocommit", isolation_level="AUTOCOMMIT")
+    async with committing.begin() as connection:
+        yield connection
 
 
 @asynccontextmanager
@@ -155,10 +214,43 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
             cursor.close()
 
     def on_begin(connection: Connection) -> None:
-        mode = connection.get_execution_options().get(SQLITE_BEGIN, "IMMEDIATE")
+        options = connection.get_execution_options()
+        if options.get(_NO_BEGIN):
+            return
+        mode = options.get(SQLITE_BEGIN, "IMMEDIATE")
         if mode not in _BEGIN_MODES:
             raise ValueError(f"{SQLITE_BEGIN} must be one of {sorted(_BEGIN_MODES)}, not {mode!r}")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "begin", on_begin)
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_ping: float) -> None:
+    """Ping a pooled connection at checkout if it sat unused longer than ``idle_ping`` s.
+
+    A dead one is replaced: DisconnectionError from a checkout listener makes the pool
+    discard the connection and check out another (SQLAlchemy's "pessimistic" recipe).
+    """
+    dialect = engine.dialect
+
+    def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)
+        if since is None or time.monotonic() - since < idle_ping:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            raise DisconnectionError("a pooled connection was closed while it sat idle")
+
+    event.listen(engine.sync_engine, "checkin", on_checkin)
+    event.listen(engine.sync_engine, "checkout", on_checkout)

@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 
-from optimist.sqlalchemy.engine import Bind, transaction
+from optimist.sqlalchemy.engine import Bind, autocommit
 from optimist.sqlalchemy.sequence import high_water
 from optimist.sqlalchemy.versioned import Record, Versioned
 from optimist.sqlalchemy.writes import Scope
@@ -73,7 +73,9 @@ async def page(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     order = versioned.created_seq
-    async with transaction(bind, read=True) as connection:
+    # The snapshot is the watermark, not a transaction: every row numbered at or below
+    # it was committed when it was read, so the page's statement sees all of them.
+    async with autocommit(bind, read=True) as connection:
         if watermark is None:
             watermark = await high_water(connection, versioned.counters, versioned.sequence_name)
         statement = select(versioned.table).where(order <= watermark, *filters)

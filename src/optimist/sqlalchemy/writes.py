@@ -9,10 +9,14 @@ the write (SPEC §1, "No lost update")::
     delete  DELETE FROM t WHERE pk = :pk AND <scope> AND <condition> RETURNING *
     create  INSERT INTO t (…) … ON CONFLICT (pk) DO NOTHING RETURNING *
 
-On success that is the only round trip. Only when no row comes back does a write read
-the row once more, to tell the caller *why*: no row in scope → :class:`ResourceNotFound`
-(404), a row → :class:`PreconditionFailed` (412) whose ``current_etag`` and ``current``
-(a :class:`Record`) describe it. That read decides the error, never whether to write.
+On success that is the only round trip: given an engine, the one-statement reads and
+writes (all but create) run without BEGIN and COMMIT
+(:func:`~optimist.sqlalchemy.engine.autocommit`). Only when no row comes back does a
+write read the row once more, to tell the caller *why*: no row in scope →
+:class:`ResourceNotFound` (404), a row → :class:`PreconditionFailed` (412) whose
+``current_etag`` and ``current`` (a :class:`Record`) describe it. That read decides the
+error, never whether to write; it sees the row as it is by then, which is what the
+caller needs to retry.
 
 An update may also carry a ``guard``: values the stored row itself must hold, a rule
 of the application that depends on the current state (a status a transition may
@@ -27,7 +31,8 @@ statement and goes straight to that read.
 another tenant's row is a 404 for every operation, and fills them in on create.
 
 Every function takes a :data:`~optimist.sqlalchemy.engine.Bind`: given an engine it
-runs in a transaction of its own; given a connection already in a transaction it
+runs on a connection of its own (create in a transaction of its own, the rest
+statement by statement); given a connection already in a transaction it
 joins it and leaves the commit to the caller (see
 :func:`~optimist.sqlalchemy.engine.transaction`). A value the database refuses (a
 unique email, a CHECK) is raised as a typed error (:mod:`optimist.sqlalchemy.integrity`);
@@ -52,7 +57,7 @@ from sqlalchemy.sql.schema import CallableColumnDefault
 from optimist.conditions import ALWAYS, Condition, ResourceState
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceExists, ResourceNotFound
 from optimist.sqlalchemy.compiler import where
-from optimist.sqlalchemy.engine import Bind, transaction
+from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.integrity import translate
 from optimist.sqlalchemy.sequence import advance
 from optimist.sqlalchemy.versioned import Record, Versioned
@@ -92,7 +97,7 @@ async def get(
     bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
 ) -> Record:
     """The row at ``key`` in one query, or :class:`ResourceNotFound`."""
-    async with transaction(bind, read=True) as connection:
+    async with autocommit(bind, read=True) as connection:
         record = await find(connection, versioned, key, scope=scope)
     if record is None:
         raise ResourceNotFound(versioned.resource, key)
@@ -104,7 +109,7 @@ async def find(
 ) -> Record | None:
     """The row at ``key`` in one query, or None."""
     located = locate(versioned, versioned.key_of(key), scope)
-    async with transaction(bind, read=True) as connection:
+    async with autocommit(bind, read=True) as connection:
         row = (await connection.execute(select(versioned.table).where(located))).mappings().first()
     return None if row is None else versioned.record(row)
 
@@ -133,7 +138,7 @@ async def update(
     guards = _guard_clauses(versioned, guard or {})
     clause = where(versioned, condition)
     current: Record | None = None
-    async with transaction(bind) as connection:
+    async with autocommit(bind) as connection:
         for _ in range(_GUARD_ROUNDS):
             if clause is not False:
                 now = datetime.now(UTC)
@@ -173,7 +178,7 @@ async def delete(
     """Delete the row at ``key`` if ``condition`` holds; returns the row as it was."""
     parts = versioned.key_of(key)
     clause = where(versioned, condition)
-    async with transaction(bind) as connection:
+    async with autocommit(bind) as connection:
         if clause is not False:
             statement = (
                 sql_delete(versioned.table)
