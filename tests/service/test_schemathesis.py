@@ -9,6 +9,7 @@ Bounded: a few dozen examples per operation.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -61,10 +62,10 @@ schema = schemathesis.openapi.from_dict(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_no_request_gets_a_server_error(
-    case: schemathesis.Case, server: Server, headers: dict[str, str]
+    case: schemathesis.Case[Any], server: Server, headers: dict[str, str]
 ) -> None:
     """Whatever the document allows or forbids, the service answers below 500."""
     case.call_and_validate(
-        base_url=server.url, headers={**(case.headers or {}), **headers},
+        base_url=server.url, headers={**dict(case.headers or {}), **headers},
         checks=[not_a_server_error],
     )  # fmt: skip
