@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from optimist.service.app import create_app
 from optimist.service.runtime import Runtime
@@ -47,3 +48,21 @@ async def running(settings: Settings) -> AsyncIterator[Service]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Service(app, client)
+
+
+@contextmanager
+def statements(service: Service) -> Iterator[list[str]]:
+    """The verbs of the data statements the service's engine runs inside the block."""
+    engine = service.runtime.engine.sync_engine
+    seen: list[str] = []
+
+    def record(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
+            seen.append(verb)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

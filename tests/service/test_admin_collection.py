@@ -12,7 +12,7 @@ from optimist.cursor import Cursor
 from optimist.preconditions import http_date
 
 from support_admin import MODIFIED_DETAIL, SEED_400, USER, etag_of, identity, problem, writer
-from support_service import Service
+from support_service import Service, statements
 
 pytestmark = pytest.mark.anyio
 
@@ -415,3 +415,20 @@ async def test_cursor_with_a_foreign_position_is_400(service: Service) -> None:
         "/admin/feature-flags", params={"cursor": token}, headers=identity()
     )
     problem(response, 400)
+
+
+@pytest.mark.parametrize(("path", "patch"), RESOURCES)
+async def test_read_is_one_query_and_a_matching_patch_one_update(
+    service: Service, path: str, patch: dict[str, Any]
+) -> None:
+    """The hot paths: a GET is one SELECT; a PATCH whose If-Match matches is one UPDATE."""
+    headers = await writer(service.client)
+    with statements(service) as read:
+        response = await service.client.get(path, headers=identity("viewer"))
+    assert read == ["SELECT"]
+    with statements(service) as written:
+        patched = await service.client.patch(
+            path, json=patch, headers={**headers, "If-Match": response.headers["ETag"]}
+        )
+    assert patched.status_code == 200, patched.text
+    assert written == ["UPDATE"]

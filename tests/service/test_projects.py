@@ -9,14 +9,12 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
 
 from optimist.etag import EntityTag
 from optimist.preconditions import http_date
 from optimist.service.projects import TRANSITIONS, mismatch_detail, sources
 
-from support_service import Service
+from support_service import Service, statements
 
 pytestmark = pytest.mark.anyio
 
@@ -254,12 +252,9 @@ async def test_get_sets_last_modified(service: Service) -> None:
 
 async def test_get_is_one_query(service: Service) -> None:
     """A single-resource GET costs one SELECT."""
-    seen = count_statements(service)
-    try:
+    with statements(service) as seen:
         result_of(await service.client.get(DEMO))
-    finally:
-        seen.close()
-    assert seen.statements == ["SELECT"]
+    assert seen == ["SELECT"]
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
@@ -349,12 +344,9 @@ async def test_unknown_project_is_404(service: Service) -> None:
 
 async def test_an_id_the_service_cannot_issue_is_404_without_a_query(service: Service) -> None:
     """A malformed id is a 404 answered before any statement."""
-    seen = count_statements(service)
-    try:
+    with statements(service) as seen:
         problem_of(await service.client.get("/projects/not-a-project"), 404)
-    finally:
-        seen.close()
-    assert seen.statements == []
+    assert seen == []
 
 
 # -- update ----------------------------------------------------------------------------
@@ -412,15 +404,12 @@ async def test_every_write_changes_the_etag(service: Service) -> None:
 async def test_successful_conditional_put_is_one_statement(service: Service) -> None:
     """A PUT whose If-Match matches costs one UPDATE, and no read."""
     etag = result_of(await service.client.get(DEMO))["etag"]
-    seen = count_statements(service)
-    try:
+    with statements(service) as seen:
         response = await service.client.put(
             DEMO, headers={"If-Match": etag}, json={"status": "estimating"}
         )
-    finally:
-        seen.close()
     result_of(response)
-    assert seen.statements == ["UPDATE"]
+    assert seen == ["UPDATE"]
 
 
 async def test_put_to_unknown_project_is_404(service: Service) -> None:
@@ -585,13 +574,10 @@ async def test_delete_of_an_unknown_project_is_404_before_428(
 async def test_a_successful_delete_is_one_statement(service: Service) -> None:
     """DELETE with a matching If-Match costs one DELETE statement."""
     etag = result_of(await service.client.get(DEMO))["etag"]
-    seen = count_statements(service)
-    try:
+    with statements(service) as seen:
         response = await service.client.delete(DEMO, headers={"If-Match": etag})
-    finally:
-        seen.close()
     assert response.status_code == 204
-    assert seen.statements == ["DELETE"]
+    assert seen == ["DELETE"]
 
 
 # -- validation and the order of checks -----------------------------------------------
@@ -915,23 +901,6 @@ async def test_openapi_documents_the_routes_and_their_problems(service: Service)
 
 
 # -- helpers ---------------------------------------------------------------------------
-
-
-class count_statements:  # noqa: N801 - used like a function
-    """Record the verb of each data statement the service's engine executes."""
-
-    def __init__(self, service: Service) -> None:
-        self.engine = service.runtime.engine.sync_engine
-        self.statements: list[str] = []
-        event.listen(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, _conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        if verb in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
-            self.statements.append(verb)
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
 
 
 async def test_metadata_is_an_object_replaced_whole_by_put(service: Service) -> None:

@@ -11,15 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
 
 from optimist.cursor import Cursor
 from optimist.preconditions import http_date
 from optimist.service.sessions import MAX_NOTES
 from optimist.starlette import INVALID_CLOCK_DETAIL
 
-from support_service import Service, running, settings_for
+from support_service import Service, running, settings_for, statements
 
 pytestmark = pytest.mark.anyio
 
@@ -586,25 +584,8 @@ async def test_delete_of_a_deleted_session_is_404(service: Service) -> None:
 # -- hot paths -------------------------------------------------------------------------
 
 
-class count_statements:  # noqa: N801 - used like a function
-    """Record the verb of each data statement the service's engine executes."""
-
-    def __init__(self, service: Service) -> None:
-        self.engine = service.runtime.engine.sync_engine
-        self.statements: list[str] = []
-        event.listen(self.engine, "before_cursor_execute", self._record)
-
-    def _record(self, _conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        verb = statement.lstrip().split(None, 1)[0].upper()
-        if verb in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
-            self.statements.append(verb)
-
-    def close(self) -> None:
-        event.remove(self.engine, "before_cursor_execute", self._record)
-
-
 @pytest.mark.parametrize(
-    ("method", "body", "statements"),
+    ("method", "body", "expected"),
     [
         ("GET", None, ["SELECT"]),
         ("PATCH", {"notes": "x"}, ["UPDATE"]),
@@ -614,21 +595,18 @@ class count_statements:  # noqa: N801 - used like a function
     ids=["get", "patch", "put", "delete"],
 )
 async def test_a_read_or_a_write_with_a_clock_is_one_statement(
-    service: Service, method: str, body: dict[str, Any] | None, statements: list[str]
+    service: Service, method: str, body: dict[str, Any] | None, expected: list[str]
 ) -> None:
     """The hot paths: one SELECT for a read, one conditional statement for a write."""
     session = await new_session(service)
     if body is not None and method == "PUT":
         body = {**body, "building_id": session["building_id"]}
-    counter = count_statements(service)
-    try:
+    with statements(service) as counter:
         response = await service.client.request(
             method, url(session), headers={"If-Match": '"test-node=1"'}, json=body
         )
-    finally:
-        counter.close()
     assert response.status_code < 300, response.text
-    assert counter.statements == statements
+    assert counter == expected
 
 
 # -- lists -----------------------------------------------------------------------------
