@@ -933,3 +933,18 @@ async def test_bad_metadata_is_422_and_changes_nothing(service: Service, metadat
     assert response.json()["invalid_params"][0]["name"].startswith("body.metadata")
     again = await service.client.get(f"/projects/{created['project_id']}")
     assert again.headers["ETag"] == f'"{created["etag"]}"'
+
+
+async def test_stale_put_sent_as_curl_sends_it_says_etag_mismatch(service: Service) -> None:
+    """Seed 003's curl steps (-d, no Content-Type) get the seed's 412 detail too."""
+    etag = result_of(await service.client.get(DEMO))["etag"]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    fresh = await service.client.put(
+        DEMO, content=b'{"name": "Updated"}', headers={**form, "If-Match": etag}
+    )
+    current = result_of(fresh)["etag"]
+    stale = await service.client.put(
+        DEMO, content=b'{"name": "Concurrent"}', headers={**form, "If-Match": etag}
+    )
+    assert stale.status_code == 412
+    assert stale.json()["detail"] == f"ETag mismatch: expected {current}, got {etag}"

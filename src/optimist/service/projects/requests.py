@@ -114,7 +114,7 @@ def _too_large() -> HTTPException:
 
 
 def _as_json(scope: Scope) -> Scope:
-    """``scope`` with its body declared JSON, or a 415 for a body of another media type.
+    """``scope``, its body declared JSON, or a 415 for a body of another media type.
 
     Seed 003's curl steps send JSON with ``-d`` and no ``-H``, which curl labels
     ``application/x-www-form-urlencoded``; a body without Content-Type is read as JSON
@@ -130,7 +130,10 @@ def _as_json(scope: Scope) -> Scope:
     if media_type not in ("", "application/x-www-form-urlencoded"):
         raise HTTPException(415, "The body must be JSON (application/json).")
     raw = [(name, value) for name, value in scope["headers"] if name.lower() != b"content-type"]
-    return {**scope, "headers": [*raw, (b"content-type", b"application/json")]}
+    # In place: the request's error handlers read this scope (the 412's detail is bound
+    # to it), so it must stay the one the route sees.
+    scope["headers"] = [*raw, (b"content-type", b"application/json")]
+    return scope
 
 
 def _bounded(receive: Receive) -> Receive:
