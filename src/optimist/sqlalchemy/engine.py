@@ -80,7 +80,11 @@ SQLITE_BUSY_TIMEOUT: Final = 30.0
 
 #: Pool settings for PostgreSQL; each may be overridden by a keyword of the same name.
 POSTGRES_POOL: Final[dict[str, Any]] = {
-    "pool_size": 10,
+    # Connections beyond pool_size are closed as soon as they are returned while
+    # pool_size others sit idle, so under a steady load of many concurrent requests
+    # a small pool opens and closes connections all the time (a TCP connect,
+    # authentication and asyncpg's setup each). Twenty covers a busy worker.
+    "pool_size": 20,
     "max_overflow": 10,
     "pool_timeout": 30.0,
     "pool_recycle": 1800,
@@ -127,10 +131,13 @@ def create_engine(
 
 def _derived(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:
     """``engine.execution_options(**options)``, made once per engine and kept."""
-    made = _DERIVED.setdefault(engine.sync_engine, {})
-    if name not in made:
-        made[name] = engine.execution_options(**options)
-    return made[name]
+    made = _DERIVED.get(engine.sync_engine)
+    if made is None:
+        made = _DERIVED[engine.sync_engine] = {}
+    derived = made.get(name)
+    if derived is None:
+        derived = made[name] = engine.execution_options(**options)
+    return derived
 
 
 def reading(engine: AsyncEngine) -> AsyncEngine:
