@@ -7,6 +7,8 @@ from typing import Any, Final
 
 import httpx
 
+from support_service import problem_of
+
 PROBLEM: Final = "application/problem+json"
 #: Seed 002's 412 detail and its 400 body, verbatim.
 MODIFIED_DETAIL: Final = "Resource has been modified. Please fetch the latest version and retry."
@@ -48,12 +50,7 @@ async def writer(
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:
     """The problem+json body of ``response``, after checking its status and media type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    return body
+    return problem_of(response, status)
 
 
 async def etag_of(client: httpx.AsyncClient, path: str = USER, tenant: str = "1") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import Any, Final
 
 import httpx
 from fastapi import FastAPI
@@ -13,6 +14,20 @@ from sqlalchemy import event
 from optimist.service.app import create_app
 from optimist.service.runtime import Runtime
 from optimist.service.settings import Settings
+
+PROBLEM: Final = "application/problem+json"
+
+
+def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem+json body of ``response``, after checking status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"] == "about:blank"
+    assert isinstance(body["title"], str)
+    assert isinstance(body["detail"], str)
+    return body
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from optimist.etag import EntityTag
 from optimist.preconditions import http_date
 from optimist.service.projects import TRANSITIONS, mismatch_detail, sources
 
-from support_service import Service, statements
+from support_service import Service, problem_of, statements
 
 pytestmark = pytest.mark.anyio
 
@@ -40,18 +40,6 @@ PATH = {
     "accepted": ["estimating", "submitted", "accepted"],
     "rejected": ["estimating", "submitted", "rejected"],
 }
-
-
-def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json body of ``response``, after checking status and media type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    return body
 
 
 def result_of(response: httpx.Response, status: int = 200) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from optimist.preconditions import http_date
 from optimist.service.sessions import MAX_NOTES
 from optimist.starlette import INVALID_CLOCK_DETAIL
 
-from support_service import Service, running, settings_for, statements
+from support_service import Service, problem_of, running, settings_for, statements
 
 pytestmark = pytest.mark.anyio
 
@@ -28,18 +28,6 @@ UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z")
 FIELDS = {"id", "building_id", "status", "notes", "created_at", "updated_at", "vector_clock"}
 MISSING = f"{SESSIONS}/00000000-0000-4000-8000-000000000000"
-
-
-def problem_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The problem+json body of ``response``, after checking status and media type."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] == "about:blank"
-    assert isinstance(body["title"], str)
-    assert isinstance(body["detail"], str)
-    return body
 
 
 def tag_of(clock: dict[str, int]) -> str:
