@@ -54,6 +54,7 @@ from optimist.httpx import (
     Versioned,
     parse_retry_after,
 )
+from optimist.httpx.client import resendable
 from optimist.merge import JSON, apply_merge_patch
 from optimist.preconditions import Outcome, Preconditions, evaluate, http_date
 from optimist.problem import Problem
@@ -103,6 +104,8 @@ class FakeServer:
         self.statuses: list[int] = []
         self.queued: deque[httpx.Response] = deque()
         self.on_write: Callable[[], object] | None = None
+        #: Methods whose next request is lost in transport (the connection drops).
+        self.drop: list[str] = []
 
     # -- direct access, as another client writing meanwhile ----------------------------------
 
@@ -125,6 +128,11 @@ class FakeServer:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        if request.method in self.drop:
+            self.drop.remove(request.method)
+            if request.method != "GET":
+                self._handle(request)  # applied, but the answer never arrives
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         response = self.queued.popleft() if self.queued else self._handle(request)
         self.statuses.append(response.status_code)
         return response
@@ -1016,3 +1024,51 @@ async def test_async_client_closes_the_httpx_client_it_made() -> None:
     assert made.http.is_closed
     assert not given.is_closed
     await given.aclose()
+
+
+# -- transport failures -----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_dropped_read_is_sent_again(rig: Rig) -> None:
+    """A GET whose connection drops is sent again: reads are safe to repeat."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = ["GET"]
+    client = rig.client()
+    assert (await client.get("/items/a")).document["n"] == 1
+    assert [r.method for r in rig.server.requests] == ["GET", "GET"]
+
+
+@pytest.mark.anyio
+async def test_dropped_conditional_write_is_resent_and_applies_once(rig: Rig) -> None:
+    """A conditional write lost after it applied is resent; its 412 resolves to done."""
+    rig.server.store("a", {"n": 1, "m": 1})
+    rig.server.drop = ["PATCH"]
+    client = rig.client()
+    await client.update("/items/a", _set(n=2))
+    document = (await client.get("/items/a")).document
+    assert (document["n"], document["m"]) == (2, 1)
+    writes = [r for r in rig.server.requests if r.method == "PATCH"]
+    assert all("if-match" in r.headers for r in writes)
+    assert len(writes) == 2
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "expected"),
+    [
+        ("GET", {}, True),
+        ("HEAD", {}, True),
+        ("PATCH", {"If-Match": '"1"'}, True),
+        ("PUT", {"If-None-Match": "*"}, True),
+        ("DELETE", {"If-Match": '"1"'}, True),
+        ("POST", {}, False),
+        ("PATCH", {}, False),
+    ],
+    ids=["get", "head", "conditional-patch", "create-if-absent", "conditional-delete",
+         "post", "unconditional-patch"],
+)  # fmt: skip
+def test_only_safe_or_conditional_requests_are_resendable(
+    method: str, headers: dict[str, str], expected: bool
+) -> None:
+    """Safe methods and conditional writes may be resent; an unconditional write may not."""
+    assert resendable(httpx.Request(method, BASE, headers=headers)) is expected

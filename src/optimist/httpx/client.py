@@ -26,7 +26,24 @@ from optimist.httpx.flows import Flow, RequestBuilder, Sleep
 from optimist.httpx.outcomes import Change, Created, Exists, OnConflict, Page, Updated, Versioned
 from optimist.merge import JSON
 
-__all__ = ["AsyncClient", "Client"]
+__all__ = ["TRANSPORT_ATTEMPTS", "AsyncClient", "Client", "resendable"]
+
+#: How often a request that failed in transport (a reset, a connection the server
+#: closed while idle) is sent, if it may be sent again.
+TRANSPORT_ATTEMPTS = 3
+
+
+def resendable(request: httpx.Request) -> bool:
+    """Whether ``request`` may be sent again after a transport failure.
+
+    A safe method may (RFC 9110 §9.2.1), and so may a conditional write: if the first
+    copy was applied, the second finds the precondition false and is refused (412),
+    which the flows then resolve. An unconditional write may not: it could apply twice.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    return "if-match" in request.headers or "if-none-match" in request.headers
+
 
 T = TypeVar("T")
 URL = httpx.URL | str
@@ -127,15 +144,24 @@ class Client:
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
                     reply = None
-                elif auth is None:
-                    reply = self.http.send(step)
                 else:
-                    reply = self.http.send(step, auth=auth)
+                    reply = self._send(step, auth)
         except StopIteration as stop:
             result: T = stop.value
             return result
         finally:
             flow.close()
+
+    def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        for attempt in range(TRANSPORT_ATTEMPTS):
+            try:
+                return (
+                    self.http.send(request) if auth is None else self.http.send(request, auth=auth)
+                )
+            except httpx.TransportError:
+                if attempt + 1 == TRANSPORT_ATTEMPTS or not resendable(request):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, url: URL) -> Versioned:
         """The document at ``url`` and its ETag, revalidated against the local cache."""
@@ -228,15 +254,24 @@ class AsyncClient:
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                     reply = None
-                elif auth is None:
-                    reply = await self.http.send(step)
                 else:
-                    reply = await self.http.send(step, auth=auth)
+                    reply = await self._send(step, auth)
         except StopIteration as stop:
             result: T = stop.value
             return result
         finally:
             flow.close()
+
+    async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
+        for attempt in range(TRANSPORT_ATTEMPTS):
+            try:
+                if auth is None:
+                    return await self.http.send(request)
+                return await self.http.send(request, auth=auth)
+            except httpx.TransportError:
+                if attempt + 1 == TRANSPORT_ATTEMPTS or not resendable(request):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def get(self, url: URL) -> Versioned:
         """See :meth:`Client.get`."""
