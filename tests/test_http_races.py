@@ -31,12 +31,16 @@ INCREMENTS = 25
 
 @contextmanager
 def counter_app(database_url: str, workers: int, log: Path) -> Iterator[Server]:
-    """The counter app under uvicorn with ``workers`` processes."""
+    """The counter app under uvicorn with ``workers`` processes.
+
+    Idle connections are kept for a minute: a client must never have a write's answer
+    lost to the server closing its connection, or it could not count what it wrote.
+    """
     port = free_port()
     command = [
         sys.executable, "-m", "uvicorn", "support_counter_app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning", "--no-access-log",
+        "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "60",
     ]  # fmt: skip
     env = {"COUNTER_DATABASE_URL": database_url}
     with serving(command, port=port, log=log, ready="/counters/hot", env=env) as server:
