@@ -16,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -27,6 +28,10 @@ from optimist.sqlalchemy import create_engine
 from support_service import Service, running, settings_for
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
+
+# Properties are about behaviour, not speed: a loaded machine must not fail them.
+settings.register_profile("optimist", deadline=None, print_blob=True)
+settings.load_profile("optimist")
 
 
 @pytest.fixture(scope="session")
