@@ -80,12 +80,14 @@ SQLITE_BUSY_TIMEOUT: Final = 30.0
 
 #: Pool settings for PostgreSQL; each may be overridden by a keyword of the same name.
 POSTGRES_POOL: Final[dict[str, Any]] = {
-    # Connections beyond pool_size are closed as soon as they are returned while
-    # pool_size others sit idle, so under a steady load of many concurrent requests
-    # a small pool opens and closes connections all the time (a TCP connect,
-    # authentication and asyncpg's setup each). Twenty covers a busy worker.
+    # A fixed pool, as asyncpg's own: SQLAlchemy closes an overflow connection as
+    # soon as it is returned while pool_size others sit idle, so under a steady load
+    # of many concurrent requests overflow means a new connection (a TCP connect,
+    # authentication, asyncpg's setup) for a good share of them. A request beyond
+    # twenty concurrent statements waits for a connection (pool_timeout) instead;
+    # work that needs two statements passes its connection, it never takes a second.
     "pool_size": 20,
-    "max_overflow": 10,
+    "max_overflow": 0,
     "pool_timeout": 30.0,
     "pool_recycle": 1800,
 }
