@@ -54,12 +54,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.schema import CallableColumnDefault
 
-from optimist.conditions import ALWAYS, Condition, ResourceState
+from optimist.conditions import ALWAYS, Condition, ResourceState, TagIn
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceExists, ResourceNotFound
-from optimist.sqlalchemy.compiler import where
+from optimist.sqlalchemy.compiler import Clause, where
 from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.integrity import translate
 from optimist.sqlalchemy.sequence import advance
+from optimist.sqlalchemy.statements import read_one, update_one
 from optimist.sqlalchemy.versioned import Record, Versioned
 
 __all__ = [
@@ -108,9 +109,9 @@ async def find(
     bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
 ) -> Record | None:
     """The row at ``key`` in one query, or None."""
-    located = locate(versioned, versioned.key_of(key), scope)
+    statement, parameters = read_one(versioned, versioned.key_of(key), scope or {})
     async with autocommit(bind, read=True) as connection:
-        row = (await connection.execute(select(versioned.table).where(located))).mappings().first()
+        row = (await connection.execute(statement, parameters)).mappings().first()
     return None if row is None else versioned.record(row)
 
 
@@ -137,6 +138,7 @@ async def update(
     check_columns(versioned, values, allow_key=False)
     guards = _guard_clauses(versioned, guard or {})
     clause = where(versioned, condition)
+    expected = _single_tag(versioned, condition, clause)
     current: Record | None = None
     async with autocommit(bind) as connection:
         for _ in range(_GUARD_ROUNDS):
@@ -147,15 +149,20 @@ async def update(
                     versioned.etag_column: versioned.recipe(parts, now),
                     versioned.updated_at_column: now,
                 }
-                statement = (
-                    sql_update(versioned.table)
-                    .where(locate(versioned, parts, scope), *guards)
-                    .values(assignments)
-                    .returning(*versioned.table.c)
-                )
-                if clause is not True:
-                    statement = statement.where(clause)
-                row = await write_one(connection, statement, versioned, values)
+                prepared = None
+                if not guards and (clause is True or expected is not None):
+                    prepared = update_one(versioned, parts, scope or {}, assignments, expected)
+                if prepared is None:
+                    statement = (
+                        sql_update(versioned.table)
+                        .where(locate(versioned, parts, scope), *guards)
+                        .values(assignments)
+                        .returning(*versioned.table.c)
+                    )
+                    if clause is not True:
+                        statement = statement.where(clause)
+                    prepared = (statement, {})
+                row = await write_one(connection, prepared[0], versioned, values, prepared[1])
                 if row is not None:
                     return versioned.record(row)
             current = await find(connection, versioned, parts, scope=scope)
@@ -302,6 +309,14 @@ def _guard_clauses(versioned: Versioned, guard: Guard) -> list[ColumnElement[boo
     return clauses
 
 
+def _single_tag(versioned: Versioned, condition: Condition, clause: Clause) -> str | None:
+    """The one stored opaque-tag ``condition`` accepts, when that is all it asks."""
+    if clause is True or clause is False or not isinstance(condition, TagIn):
+        return None
+    candidates = condition.candidates(versioned.weak)
+    return next(iter(candidates)) if len(candidates) == 1 else None
+
+
 def _guard_holds(current: Record, guard: Guard) -> bool:
     return all(current[name] in allowed for name, allowed in guard.items())
 
@@ -311,11 +326,15 @@ def _meets(current: Record | None, condition: Condition, guard: Guard) -> bool:
 
 
 async def write_one(
-    connection: AsyncConnection, statement: Any, versioned: Versioned, values: Mapping[str, Any]
+    connection: AsyncConnection,
+    statement: Any,
+    versioned: Versioned,
+    values: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
 ) -> Mapping[str, Any] | None:
     """Execute a one-row write with RETURNING: the row, None, or a typed refusal of a value."""
     try:
-        result = await connection.execute(statement)
+        result = await connection.execute(statement, parameters)
     except DBAPIError as error:
         translated = translate(error, versioned, values)
         if translated is None:
