@@ -53,30 +53,35 @@ def _cached(versioned: Versioned, shape: _Shape, build: Callable[[], Executable]
     return statement
 
 
-def _locating(
-    versioned: Versioned, parts: Sequence[Any], scope: Mapping[str, Any]
-) -> tuple[list[Any], dict[str, Any]]:
-    """The WHERE clauses selecting one row by key and scope, and their parameters."""
+def _locating(versioned: Versioned, scope: Sequence[str]) -> list[Any]:
+    """The WHERE clauses selecting one row by key and scope, as bind parameters."""
     table = versioned.table
-    clauses: list[Any] = []
-    parameters: dict[str, Any] = {}
-    for index, column in enumerate(versioned.key):
-        name = f"optimist_key_{index}"
-        clauses.append(column == bindparam(name, type_=column.type))
-        parameters[name] = parts[index]
-    for index, (column_name, value) in enumerate(scope.items()):
-        column = table.c[column_name]
-        name = f"optimist_scope_{index}"
-        clauses.append(column == bindparam(name, type_=column.type))
-        parameters[name] = value
-    return clauses, parameters
+    clauses = [
+        column == bindparam(f"optimist_key_{index}", type_=column.type)
+        for index, column in enumerate(versioned.key)
+    ]
+    for index, name in enumerate(scope):
+        column = table.c[name]
+        clauses.append(column == bindparam(f"optimist_scope_{index}", type_=column.type))
+    return clauses
+
+
+def _located(parts: Sequence[Any], scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`_locating`'s clauses."""
+    parameters = {f"optimist_key_{index}": part for index, part in enumerate(parts)}
+    for index, value in enumerate(scope.values()):
+        parameters[f"optimist_scope_{index}"] = value
+    return parameters
 
 
 def read_one(versioned: Versioned, parts: Sequence[Any], scope: Mapping[str, Any]) -> Prepared:
     """``SELECT`` the row at key ``parts`` within ``scope``."""
-    clauses, parameters = _locating(versioned, parts, scope)
-    shape = ("read", tuple(scope))
-    return _cached(versioned, shape, lambda: select(versioned.table).where(*clauses)), parameters
+    names = tuple(scope)
+
+    def build() -> Executable:
+        return select(versioned.table).where(*_locating(versioned, names))
+
+    return _cached(versioned, ("read", names), build), _located(parts, scope)
 
 
 def update_one(
@@ -93,20 +98,24 @@ def update_one(
     """
     if any(isinstance(value, ClauseElement) for value in assignments.values()):
         return None
-    table = versioned.table
-    clauses, parameters = _locating(versioned, parts, scope)
-    names = tuple(assignments)
-    values: dict[str, Any] = {}
-    for index, (column_name, value) in enumerate(assignments.items()):
-        name = f"optimist_value_{index}"
-        values[column_name] = bindparam(name, type_=table.c[column_name].type)
-        parameters[name] = value
+    names, columns = tuple(scope), tuple(assignments)
+    parameters = _located(parts, scope)
+    for index, value in enumerate(assignments.values()):
+        parameters[f"optimist_value_{index}"] = value
     if expected is not None:
-        clauses.append(versioned.etag == bindparam("optimist_expected", type_=versioned.etag.type))
         parameters["optimist_expected"] = expected
 
     def build() -> Executable:
+        table = versioned.table
+        clauses = _locating(versioned, names)
+        if expected is not None:
+            etag = versioned.etag
+            clauses.append(etag == bindparam("optimist_expected", type_=etag.type))
+        values = {
+            column: bindparam(f"optimist_value_{index}", type_=table.c[column].type)
+            for index, column in enumerate(columns)
+        }
         return sql_update(table).where(*clauses).values(values).returning(*table.c)
 
-    shape = ("update", tuple(scope), names, expected is not None)
+    shape = ("update", names, columns, expected is not None)
     return _cached(versioned, shape, build), parameters

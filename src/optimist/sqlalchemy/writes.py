@@ -56,7 +56,7 @@ from sqlalchemy.sql.schema import CallableColumnDefault
 
 from optimist.conditions import ALWAYS, Condition, ResourceState, TagIn
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceExists, ResourceNotFound
-from optimist.sqlalchemy.compiler import Clause, where
+from optimist.sqlalchemy.compiler import where
 from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.integrity import translate
 from optimist.sqlalchemy.sequence import advance
@@ -137,8 +137,9 @@ async def update(
     parts = versioned.key_of(key)
     check_columns(versioned, values, allow_key=False)
     guards = _guard_clauses(versioned, guard or {})
-    clause = where(versioned, condition)
-    expected = _single_tag(versioned, condition, clause)
+    # A single tag to expect goes into the prepared statement; anything else is compiled.
+    expected = None if guards else _single_tag(versioned, condition)
+    clause = True if expected is not None else where(versioned, condition)
     current: Record | None = None
     async with autocommit(bind) as connection:
         for _ in range(_GUARD_ROUNDS):
@@ -150,7 +151,7 @@ async def update(
                     versioned.updated_at_column: now,
                 }
                 prepared = None
-                if not guards and (clause is True or expected is not None):
+                if not guards and clause is True:
                     prepared = update_one(versioned, parts, scope or {}, assignments, expected)
                 if prepared is None:
                     statement = (
@@ -159,7 +160,9 @@ async def update(
                         .values(assignments)
                         .returning(*versioned.table.c)
                     )
-                    if clause is not True:
+                    if expected is not None:
+                        statement = statement.where(versioned.etag == expected)
+                    elif clause is not True:
                         statement = statement.where(clause)
                     prepared = (statement, {})
                 row = await write_one(connection, prepared[0], versioned, values, prepared[1])
@@ -309,9 +312,9 @@ def _guard_clauses(versioned: Versioned, guard: Guard) -> list[ColumnElement[boo
     return clauses
 
 
-def _single_tag(versioned: Versioned, condition: Condition, clause: Clause) -> str | None:
+def _single_tag(versioned: Versioned, condition: Condition) -> str | None:
     """The one stored opaque-tag ``condition`` accepts, when that is all it asks."""
-    if clause is True or clause is False or not isinstance(condition, TagIn):
+    if not isinstance(condition, TagIn):
         return None
     candidates = condition.candidates(versioned.weak)
     return next(iter(candidates)) if len(candidates) == 1 else None
