@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     add("--contention-clients", type=int, default=defaults.contention_clients)
     add("--race-clients", type=int, default=defaults.race_clients, help="0: skip the race")
     add("--race-increments", type=int, default=defaults.race_increments)
+    add(
+        "--quiet",
+        type=float,
+        default=defaults.quiet,
+        help="before each server, wait until other processes use at most this share of "
+        "the CPUs, e.g. 0.2 (default: measure and record it, never wait)",
+    )
+    add("--quiet-wait", type=float, default=defaults.quiet_wait, help="at most (%(default)s s)")
     return parser
 
 
@@ -157,6 +165,8 @@ def main() -> None:
             contention_seconds=arguments.contention_seconds,
             race_clients=arguments.race_clients,
             race_increments=arguments.race_increments,
+            quiet=arguments.quiet,
+            quiet_wait=arguments.quiet_wait,
         )
         _write("http", asyncio.run(run(settings)))
     if "micro" in suites:

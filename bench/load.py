@@ -62,7 +62,8 @@ def _binary() -> str:
 def wrk_version() -> str:
     """wrk's version line."""
     done = subprocess.run([_binary(), "--version"], capture_output=True, text=True, check=False)
-    return (done.stdout or done.stderr).splitlines()[0].strip()
+    line = (done.stdout or done.stderr).splitlines()[0]
+    return line.split(" Copyright")[0].removeprefix("wrk ").strip()
 
 
 def write_etags(path: Path, etags: Mapping[int, str]) -> Path:

@@ -280,16 +280,38 @@ def _skipped(data: Figures) -> list[str]:
     return [*lines, ""]
 
 
+def _quiet(data: Figures) -> str:
+    """How busy other processes kept the machine, sampled before each server started."""
+    samples = [
+        entry["others_busy"] for entry in data.get("quiet", []) if entry["others_busy"] is not None
+    ]
+    if not samples:
+        return ""
+    noisy = [
+        f"{_where(entry['backend'], entry['workers'])}, {_LABELS[entry['subject']]}"
+        for entry in data["quiet"]
+        if (entry["others_busy"] or 0) > 0.25
+    ]
+    text = (
+        f"; other processes kept {min(samples):.0%} to {max(samples):.0%} of the CPUs busy "
+        "in the second before each server started"
+    )
+    if noisy:
+        text += " (over 25 % before: " + "; ".join(noisy) + ")"
+    return text
+
+
 def render_http(data: Figures, chart: str | None) -> list[str]:
     """The HTTP suite's sections of docs/benchmarks.md."""
     load_before, load_after = data["load_before"], data["load_after"]
     versions = ", ".join(f"{name} {version}" for name, version in data["versions"].items())
     settings = data["settings"]
+    quiet = _quiet(data)
     lines = [
         "## HTTP servers side by side",
         "",
         f"Run from {data['started_at']} to {data['finished_at']} (UTC) on {data['machine']}; "
-        f"load average (1, 5, 15 min) {load_before} before and {load_after} after. "
+        f"load average (1, 5, 15 min) {load_before} before and {load_after} after{quiet}. "
         f"{versions}.",
         "",
         "Each server runs as uvicorn processes started by the harness on 127.0.0.1, "

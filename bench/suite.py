@@ -67,12 +67,54 @@ class Settings:
     contention_seconds: float = 5.0
     race_clients: int = 16
     race_increments: int = 25
+    #: Wait before each server until other processes use at most this share of the
+    #: CPUs (None: never wait), for at most quiet_wait seconds.
+    quiet: float | None = None
+    quiet_wait: float = 300.0
     workdir: Path = field(default=Path(__file__).resolve().parent / ".work")
 
 
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages."""
     return [round(value, 2) for value in os.getloadavg()]
+
+
+def _cpu_times() -> tuple[int, int]:
+    with open("/proc/stat") as stat:  # Linux only; elsewhere the check is skipped
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields), idle
+
+
+def others_busy(seconds: float = 1.0) -> float | None:
+    """The share of all CPUs busy over ``seconds`` while the harness runs nothing.
+
+    Other people's work on a shared machine shows here; None where /proc/stat is absent.
+    """
+    try:
+        total_before, idle_before = _cpu_times()
+        time.sleep(seconds)
+        total_after, idle_after = _cpu_times()
+    except OSError:
+        return None
+    total = total_after - total_before
+    return round(1 - (idle_after - idle_before) / total, 3) if total else None
+
+
+def _wait_for_quiet(settings: Settings) -> float | None:
+    """Sample the machine; with ``settings.quiet`` set, wait (bounded) until it is that quiet."""
+    busy = others_busy()
+    deadline = time.monotonic() + settings.quiet_wait
+    while (
+        settings.quiet is not None
+        and busy is not None
+        and busy > settings.quiet
+        and time.monotonic() < deadline
+    ):
+        _log(f"  other processes keep {busy:.0%} of the CPUs busy; waiting for quiet")
+        time.sleep(4.0)
+        busy = others_busy()
+    return busy
 
 
 def _log(message: str) -> None:
@@ -88,6 +130,7 @@ class _Recorder:
     contention: list[dict[str, Any]] = field(default_factory=list)
     races: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    busy: list[dict[str, Any]] = field(default_factory=list)
 
     def skip(self, subject: str, reason: str, **where: Any) -> None:
         _log(f"  skipping {subject}: {reason}")
@@ -95,11 +138,18 @@ class _Recorder:
 
 
 async def _run_subject(
-    record: _Recorder, running: Running, backend: str, workers: int, measure_settings: Measure
+    record: _Recorder,
+    running: Running,
+    backend: str,
+    workers: int,
+    measure_settings: Measure,
+    *,
+    busy: float | None,
 ) -> None:
     settings = record.settings
     subject = running.subject
     where = {"backend": backend, "workers": workers, "subject": subject.name}
+    record.busy.append({**where, "others_busy": busy, "load_average": load_average()[0]})
     warm_up(running, settings.warmup, settings.connections)
     for scenario in settings.scenarios:
         if scenario in PAGE_SCENARIOS and subject.deep_page is None:
@@ -166,12 +216,17 @@ async def _backend(record: _Recorder, backend: str, stack: AsyncExitStack) -> No
                 continue
             _log(f"{backend}, {workers} worker{'s' if workers > 1 else ''}: {subject.label}")
             await maintain(url)
+            busy = _wait_for_quiet(settings)
+            if busy is not None:
+                _log(f"  other processes: {busy:.0%} of the CPUs busy before the start")
             log = workdir / f"{backend}-{workers}-{subject.name}.log"
             try:
                 with serving(subject, env, workers, log) as running:
                     if subject.name == "kinto":
                         await kinto.fill(running)
-                    await _run_subject(record, running, backend, workers, measure_settings)
+                    await _run_subject(
+                        record, running, backend, workers, measure_settings, busy=busy
+                    )
             except (ServerFailed, kinto.KintoUnavailable) as failure:
                 record.skip(subject.name, str(failure), backend=backend, workers=workers)
 
@@ -235,4 +290,5 @@ async def run(settings: Settings) -> dict[str, Any]:
         "contention": record.contention,
         "races": record.races,
         "skipped": record.skipped,
+        "quiet": record.busy,
     }
