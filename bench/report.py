@@ -51,19 +51,24 @@ def _where(backend: str, workers: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A ratio a configuration must reach, and what it reached."""
+    """A ratio a configuration must reach (or stay under), and what it reached.
+
+    ``reference`` is the raw-driver endpoint's own value of the same ratio, where it has
+    one: how far the machine and the backend alone move it.
+    """
 
     name: str
     where: str
     wanted: float
     measured: float | None
-    detail: str
+    at_most: bool = False
+    reference: float | None = None
 
     @property
     def met(self) -> bool | None:
         if self.measured is None or math.isnan(self.measured):
             return None
-        return self.measured >= self.wanted
+        return self.measured <= self.wanted if self.at_most else self.measured >= self.wanted
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -81,49 +86,69 @@ def targets(data: Figures) -> list[Target]:
         def rate(subject: str, scenario: str) -> float | None:
             return _rate(data, backend, workers, subject, scenario)  # noqa: B023
 
+        def own(subject: str, numerator: str, denominator: str) -> float | None:
+            return _ratio(rate(subject, numerator), rate(subject, denominator))
+
         conditional = rate("optimist", "patch_if_match")
+        found.append(
+            Target(
+                "conditional PATCH ≥ 0.90× our unconditional PATCH",
+                where,
+                0.90,
+                own("optimist", "patch_if_match", "patch"),
+                reference=own("raw", "patch_if_match", "patch"),
+            )
+        )
         for name, wanted, baseline in (
-            ("conditional PATCH ≥ 0.90× our unconditional PATCH", 0.90, rate("optimist", "patch")),
-            ("conditional PATCH ≥ 0.85× the raw driver's", 0.85, rate("raw", "patch_if_match")),
-            ("conditional PATCH ≥ 3× seed 003's pattern", 3.0, rate("seed", "patch_if_match")),
-            ("conditional PATCH ≥ 10× Kinto's", 10.0, rate("kinto", "patch_if_match")),
+            ("conditional PATCH ≥ 0.85× the raw driver's", 0.85, "raw"),
+            ("conditional PATCH ≥ 3× seed 003's pattern", 3.0, "seed"),
+            ("conditional PATCH ≥ 10× Kinto's", 10.0, "kinto"),
         ):
-            if baseline is None and "Kinto" in name:
+            if rate(baseline, "patch_if_match") is None and baseline == "kinto":
                 continue
-            found.append(Target(name, where, wanted, _ratio(conditional, baseline), "req/s ratio"))
+            measured = _ratio(conditional, rate(baseline, "patch_if_match"))
+            found.append(Target(name, where, wanted, measured))
         found.append(
             Target(
                 "304 ≥ 1.3× a full GET",
                 where,
                 1.3,
-                _ratio(rate("optimist", "revalidate"), rate("optimist", "get")),
-                "req/s ratio",
+                own("optimist", "revalidate", "get"),
+                reference=own("raw", "revalidate", "get"),
             )
         )
         # "Within 1.5×": the deep page takes at most 1.5 times as long as page 1, i.e.
-        # its throughput is at least 1/1.5 of page 1's.
+        # page 1's throughput is at most 1.5 times the deep page's.
         found.append(
             Target(
-                "deep page within 1.5× of page 1",
+                "deep page within 1.5× of page 1 (time per page)",
                 where,
-                1 / 1.5,
-                _ratio(rate("optimist", "page_deep"), rate("optimist", "page_first")),
-                "deep/page-1 req/s ratio (≥ 0.67)",
+                1.5,
+                own("optimist", "page_first", "page_deep"),
+                at_most=True,
+                reference=own("raw", "page_first", "page_deep"),
             )
         )
-    for race in data["races"]:
-        if race["subject"] == "optimist":
-            lost = float(race["lost"]) if race["finished"] else float("nan")
-            found.append(
-                Target(
-                    "0 lost updates (16 × 25 increments)",
-                    _where(race["backend"], race["workers"]),
-                    0.0,
-                    -lost,
-                    f"{race['acknowledged']} acknowledged, {race['final_delta']} in the row",
-                )
-            )
     return found
+
+
+def _lost_rows(data: Figures) -> list[list[str]]:
+    rows = []
+    for race in data["races"]:
+        if race["subject"] != "optimist":
+            continue
+        lost = race["lost"] if race["finished"] else None
+        verdict = "not measured" if lost is None else "met" if lost == 0 else "**not met**"
+        rows.append(
+            [
+                "0 lost updates (16 × 25 increments)",
+                _where(race["backend"], race["workers"]),
+                f"{'–' if lost is None else lost} lost of {race['acknowledged']} acknowledged",
+                "–",
+                verdict,
+            ]
+        )
+    return rows
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -249,18 +274,33 @@ def _targets(data: Figures) -> list[str]:
         met = target.met
         return "not measured" if met is None else "met" if met else "**not met**"
 
-    rows = []
-    for target in targets(data):
-        if target.name.startswith("0 lost"):
-            shown = _number(-target.measured if target.measured is not None else None)
-            measured = f"{shown} lost ({target.detail})"
-        else:
-            measured = _times(target.measured)
-        rows.append([target.name, target.where, measured, verdict(target)])
+    def shown(target: Target, value: float | None) -> str:
+        if value is None or math.isnan(value):
+            return "–"
+        # Enough digits that a value just short of the target does not print as it.
+        close = abs(value - target.wanted) < 0.005
+        return f"{value:.3f}×" if close else f"{value:.2f}×"
+
+    rows = [
+        [
+            target.name,
+            target.where,
+            shown(target, target.measured),
+            shown(target, target.reference),
+            verdict(target),
+        ]
+        for target in targets(data)
+    ]
+    rows += _lost_rows(data)
+    header = ["target", "configuration", "optimist", "raw driver's own", "verdict"]
     return [
         "## Targets",
         "",
-        *_table(["target", "configuration", "measured", "verdict"], rows),
+        "Each ratio is of two throughputs from the same run. *Raw driver's own* is the "
+        "same ratio for the raw endpoint, where it has one: what the backend and the "
+        "machine alone do to it.",
+        "",
+        *_table(header, rows),
         "",
     ]
 
