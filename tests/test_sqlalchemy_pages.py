@@ -83,6 +83,20 @@ async def test_first_page_watermark_is_the_high_water_mark(store: Store) -> None
     assert result.watermark == latest["created_seq"]
 
 
+async def test_first_page_records_hold_the_tables_columns_only(store: Store) -> None:
+    """The high-water mark read with a first page does not leak into its records."""
+    await fill(store, 2)
+    result = await page(store.engine, store.items, limit=5)
+    assert all(set(r.values) == set(store.items.table.c.keys()) for r in result.records)
+
+
+async def test_empty_first_page_of_a_scope_still_has_the_high_water_mark(store: Store) -> None:
+    """A tenant with no rows yet starts its traversal at the table's current mark."""
+    await fill(store, 3, tenant=1)
+    result = await page(store.engine, store.items, limit=5, scope={"tenant": 2})
+    assert result == Page((), None, 3)
+
+
 async def test_rows_created_after_the_first_page_stay_out(store: Store) -> None:
     """A create between pages is above the watermark and never shows up."""
     keys = await fill(store, 4)

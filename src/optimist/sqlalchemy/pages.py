@@ -39,6 +39,8 @@ from optimist.sqlalchemy.writes import Scope
 
 __all__ = ["Page", "page"]
 
+_MARK = "optimist_watermark"  # the label of a first page's high-water mark
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -73,22 +75,40 @@ async def page(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     order = versioned.created_seq
+    counters = versioned.counters
+    first = watermark is None
+    # A first page reads the high-water mark in its own statement, as a scalar
+    # subquery: one statement, one snapshot, and each row carries the mark with it.
+    bound: Any = (
+        select(counters.c.value).where(counters.c.name == versioned.sequence_name).scalar_subquery()
+        if first
+        else watermark
+    )
+    columns: list[Any] = [versioned.table]
+    if first:
+        columns.append(bound.label(_MARK))
+    statement = select(*columns).where(order <= bound, *filters)
+    for name, value in (scope or {}).items():
+        statement = statement.where(versioned.table.c[name] == value)
+    if after is not None:
+        statement = statement.where(order < after if descending else order > after)
+    statement = statement.order_by(order.desc() if descending else order.asc())
     # The snapshot is the watermark, not a transaction: every row numbered at or below
     # it was committed when it was read, so the page's statement sees all of them.
     async with autocommit(bind, read=True) as connection:
-        if watermark is None:
-            watermark = await high_water(connection, versioned.counters, versioned.sequence_name)
-        statement = select(versioned.table).where(order <= watermark, *filters)
-        for name, value in (scope or {}).items():
-            statement = statement.where(versioned.table.c[name] == value)
-        if after is not None:
-            statement = statement.where(order < after if descending else order > after)
-        statement = statement.order_by(order.desc() if descending else order.asc())
         # One row more than asked says whether another page follows.
         rows: list[Any] = list(
             (await connection.execute(statement.limit(limit + 1))).mappings().all()
         )
+        if watermark is not None:
+            mark = watermark
+        elif rows:
+            mark = int(rows[0][_MARK])
+            rows = [{k: v for k, v in row.items() if k != _MARK} for row in rows]
+        else:
+            # No row at all: the mark still starts the traversal.
+            mark = await high_water(connection, counters, versioned.sequence_name)
     records = tuple(versioned.record(row) for row in rows[:limit])
     following = len(rows) > limit
     next_position = int(records[-1][versioned.created_seq_column]) if following else None
-    return Page(records=records, next_position=next_position, watermark=watermark)
+    return Page(records=records, next_position=next_position, watermark=mark)
