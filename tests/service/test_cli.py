@@ -8,14 +8,20 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from optimist.service.cli import main
+from optimist.service.settings import ENVIRONMENT
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() writes its settings into os.environ; undo that after each test."""
+    for name in ENVIRONMENT.values():
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_migrate_creates_the_database_and_exits(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``optimist migrate --database-url`` applies the schema and returns."""
-    for name in ("OPTIMIST_DATABASE_URL", "OPTIMIST_NODE_ID", "OPTIMIST_SECRET_KEY"):
-        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "ops.db"
     main(["migrate", "--database-url", f"sqlite+aiosqlite:///{path}", "--no-demo-data"])
     assert "database created" in capsys.readouterr().err

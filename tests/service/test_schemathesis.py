@@ -36,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         port=port,
         log=directory / "serve.log",
         ready="/healthz",
-        env={"OPTIMIST_DATABASE_URL": "", "OPTIMIST_SECRET_KEY": "fuzz"},
+        env={"OPTIMIST_DATABASE_URL": "", "OPTIMIST_SECRET_KEY": "fuzz", "OPTIMIST_DEMO_DATA": "1"},
         cwd=directory,
     ) as running:
         yield running

@@ -28,7 +28,12 @@ def server(database_url: str, tmp_path: Path) -> Iterator[Server]:
     arguments = ["serve", "--port", str(port), "--workers", "2"]
     if make_url(database_url).get_backend_name() != "sqlite":
         arguments += ["--database-url", database_url]
-    env = {"OPTIMIST_DATABASE_URL": "", "OPTIMIST_SECRET_KEY": "", "OPTIMIST_NODE_ID": ""}
+    env = {
+        "OPTIMIST_DATABASE_URL": "",
+        "OPTIMIST_SECRET_KEY": "",
+        "OPTIMIST_NODE_ID": "",
+        "OPTIMIST_DEMO_DATA": "1",
+    }
     with serving(
         optimist_command(*arguments),
         port=port,
