@@ -54,7 +54,7 @@ from optimist.httpx import (
     Versioned,
     parse_retry_after,
 )
-from optimist.httpx.client import resendable
+from optimist.httpx.client import TRANSPORT_ATTEMPTS, resendable
 from optimist.merge import JSON, apply_merge_patch
 from optimist.preconditions import Outcome, Preconditions, evaluate, http_date
 from optimist.problem import Problem
@@ -292,7 +292,11 @@ class Rig:
         cache: ETagCache | None = None,
         real_sleep: bool = False,
         latency: float = 0.0,
+        unconditional: bool = False,
     ) -> Driver:
+        """A client of the rig's kind; ``unconditional`` strips the preconditions off each
+        request before it is sent (an httpx request hook), so its writes are blind."""
+        hooks = [_strip_preconditions] if unconditional else []
         options: dict[str, Any] = {
             "api": api,
             "backoff": backoff,
@@ -310,7 +314,11 @@ class Rig:
                 time.sleep(latency)  # the network: lets other threads run between requests
                 return self.server(request)
 
-            http = httpx.Client(transport=httpx.MockTransport(handle_sync), base_url=BASE)
+            http = httpx.Client(
+                transport=httpx.MockTransport(handle_sync),
+                base_url=BASE,
+                event_hooks={"request": hooks},
+            )
             return SyncDriver(Client(http, sleep=sleep, **options))
 
         async def handle(request: httpx.Request) -> httpx.Response:
@@ -321,13 +329,24 @@ class Rig:
             self.delays.append(seconds)
             await anyio.sleep(seconds if real_sleep else 0)
 
-        async_http = httpx.AsyncClient(transport=httpx.MockTransport(handle), base_url=BASE)
+        async def strip(request: httpx.Request) -> None:
+            for hook in hooks:
+                hook(request)
+
+        async_http = httpx.AsyncClient(
+            transport=httpx.MockTransport(handle), base_url=BASE, event_hooks={"request": [strip]}
+        )
         return AsyncDriver(AsyncClient(async_http, sleep=async_sleep, **options))
 
 
 @pytest.fixture(params=["sync", "async"])
 def rig(request: pytest.FixtureRequest) -> Rig:
     return Rig(request.param)
+
+
+def _strip_preconditions(request: httpx.Request) -> None:
+    for name in ("If-Match", "If-None-Match"):
+        request.headers.pop(name, None)
 
 
 def _set(**members: Any) -> Callable[[JSON], JSON]:
@@ -1051,6 +1070,35 @@ async def test_dropped_conditional_write_is_resent_and_applies_once(rig: Rig) ->
     writes = [r for r in rig.server.requests if r.method == "PATCH"]
     assert all("if-match" in r.headers for r in writes)
     assert len(writes) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["PATCH", "POST"])
+async def test_dropped_unconditional_write_is_not_resent(rig: Rig, method: str) -> None:
+    """An unconditional write lost in transport is sent once and its transport error raised."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = [method]
+    client = rig.client(unconditional=True)
+    write = (
+        client.update("/items/a", _set(n=2))
+        if method == "PATCH"
+        else client.create("/items/b", {"n": 1}, method="POST")
+    )
+    with pytest.raises(httpx.RemoteProtocolError):
+        await write
+    writes = rig.server.sent(method)
+    assert len(writes) == 1
+    assert not {"if-match", "if-none-match"} & set(writes[0].headers)
+
+
+@pytest.mark.anyio
+async def test_transport_resends_are_bounded(rig: Rig) -> None:
+    """A request lost in transport every time is sent TRANSPORT_ATTEMPTS times, then fails."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = ["GET"] * TRANSPORT_ATTEMPTS
+    with pytest.raises(httpx.RemoteProtocolError):
+        await rig.client().get("/items/a")
+    assert [r.method for r in rig.server.requests] == ["GET"] * TRANSPORT_ATTEMPTS
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ Both have the same methods with the same meaning. Each method builds a flow
 (:mod:`optimist.httpx.flows`) and drives it: a blocking driver that sends with an
 ``httpx.Client`` and sleeps with ``time.sleep``, an async one that awaits an
 ``httpx.AsyncClient`` and ``anyio.sleep``. The drivers are a few lines each; the
-decisions are all in the flows, shared.
+decisions are all in the flows, shared, down to whether a request that transport lost
+is sent again (:data:`TRANSPORT_ATTEMPTS`, :func:`resendable`).
 """
 
 from __future__ import annotations
@@ -22,28 +23,11 @@ from optimist.httpx import flows
 from optimist.httpx.apis import Api, JsonApi, Write
 from optimist.httpx.backoff import Backoff
 from optimist.httpx.cache import ETagCache
-from optimist.httpx.flows import Flow, RequestBuilder, Sleep
+from optimist.httpx.flows import TRANSPORT_ATTEMPTS, Flow, Reply, RequestBuilder, Sleep, resendable
 from optimist.httpx.outcomes import Change, Created, Exists, OnConflict, Page, Updated, Versioned
 from optimist.merge import JSON
 
 __all__ = ["TRANSPORT_ATTEMPTS", "AsyncClient", "Client", "resendable"]
-
-#: How often a request that failed in transport (a reset, a connection the server
-#: closed while idle) is sent, if it may be sent again.
-TRANSPORT_ATTEMPTS = 3
-
-
-def resendable(request: httpx.Request) -> bool:
-    """Whether ``request`` may be sent again after a transport failure.
-
-    A safe method may (RFC 9110 §9.2.1), and so may a conditional write: if the first
-    copy was applied, the second finds the precondition false and is refused (412),
-    which the flows then resolve. An unconditional write may not: it could apply twice.
-    """
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return True
-    return "if-match" in request.headers or "if-none-match" in request.headers
-
 
 T = TypeVar("T")
 URL = httpx.URL | str
@@ -137,10 +121,10 @@ class Client:
 
     def _run(self, flow: Flow[T]) -> T:
         auth = self._operations.api.auth
-        reply: httpx.Response | None = None
+        reply: Reply = None
         try:
             while True:
-                step = flow.send(reply)
+                step = flows.advance(flow, reply)
                 if isinstance(step, Sleep):
                     self._sleep(step.seconds)
                     reply = None
@@ -152,16 +136,11 @@ class Client:
         finally:
             flow.close()
 
-    def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
-        for attempt in range(TRANSPORT_ATTEMPTS):
-            try:
-                return (
-                    self.http.send(request) if auth is None else self.http.send(request, auth=auth)
-                )
-            except httpx.TransportError:
-                if attempt + 1 == TRANSPORT_ATTEMPTS or not resendable(request):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Reply:
+        try:
+            return self.http.send(request) if auth is None else self.http.send(request, auth=auth)
+        except httpx.TransportError as error:
+            return error  # the flow decides whether to send it again
 
     def get(self, url: URL) -> Versioned:
         """The document at ``url`` and its ETag, revalidated against the local cache."""
@@ -247,10 +226,10 @@ class AsyncClient:
 
     async def _run(self, flow: Flow[T]) -> T:
         auth = self._operations.api.auth
-        reply: httpx.Response | None = None
+        reply: Reply = None
         try:
             while True:
-                step = flow.send(reply)
+                step = flows.advance(flow, reply)
                 if isinstance(step, Sleep):
                     await self._sleep(step.seconds)
                     reply = None
@@ -262,16 +241,13 @@ class AsyncClient:
         finally:
             flow.close()
 
-    async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> httpx.Response:
-        for attempt in range(TRANSPORT_ATTEMPTS):
-            try:
-                if auth is None:
-                    return await self.http.send(request)
-                return await self.http.send(request, auth=auth)
-            except httpx.TransportError:
-                if attempt + 1 == TRANSPORT_ATTEMPTS or not resendable(request):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+    async def _send(self, request: httpx.Request, auth: httpx.Auth | None) -> Reply:
+        try:
+            if auth is None:
+                return await self.http.send(request)
+            return await self.http.send(request, auth=auth)
+        except httpx.TransportError as error:
+            return error  # the flow decides whether to send it again
 
     async def get(self, url: URL) -> Versioned:
         """See :meth:`Client.get`."""

@@ -3,13 +3,15 @@
 A flow is a generator that yields what to do next and returns the operation's outcome:
 
 * it yields an :class:`httpx.Request` and is sent back the :class:`httpx.Response`,
-  body read;
+  body read, or has the :class:`httpx.TransportError` that lost the request raised
+  where it waits;
 * it yields a :class:`Sleep` and is sent back None once the time has passed.
 
 :class:`~optimist.httpx.Client` and :class:`~optimist.httpx.AsyncClient` drive the same
 flows, one with blocking calls and one with awaits, the way httpx drives an
-``Auth.auth_flow``; everything that decides (preconditions, retries, merging, what a
-status means) lives here and is written once.
+``Auth.auth_flow``; each hands every reply to :func:`advance`. Everything that decides
+(preconditions, retries, resending what transport lost, merging, what a status means)
+lives here and is written once.
 """
 
 from __future__ import annotations
@@ -46,19 +48,27 @@ from optimist.httpx.outcomes import (
 from optimist.merge import JSON, apply_merge_patch, create_merge_patch, json_equal, merge
 
 __all__ = [
+    "TRANSPORT_ATTEMPTS",
     "Context",
     "Flow",
+    "Reply",
     "RequestBuilder",
     "Sleep",
     "Step",
+    "advance",
     "create",
     "delete",
     "page",
     "read",
+    "resendable",
     "update",
 ]
 
 T = TypeVar("T")
+
+#: How often a request that failed in transport (a reset, a connection the server
+#: closed while idle) is sent, if it may be sent again.
+TRANSPORT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,20 @@ class Sleep:
 Step: TypeAlias = httpx.Request | Sleep
 #: A flow returning ``T``; it is sent the response to each request, None after a pause.
 Flow: TypeAlias = Generator[Step, httpx.Response | None, T]
+#: What a driver has for a flow after a step: the response to its request, the
+#: transport error that lost the request, or None after a pause.
+Reply: TypeAlias = httpx.Response | httpx.TransportError | None
+
+
+def advance(flow: Flow[T], reply: Reply) -> Step:
+    """Resume ``flow`` with ``reply`` and return its next step.
+
+    A transport error is raised inside the flow, where the request was sent, so that
+    the flow decides whether to send it again; StopIteration carries the result.
+    """
+    if isinstance(reply, httpx.TransportError):
+        return flow.throw(reply)
+    return flow.send(reply)
 
 
 class RequestBuilder(Protocol):
@@ -108,9 +132,32 @@ class Context:
 _BUSY = frozenset({429, 503})
 
 
+def resendable(request: httpx.Request) -> bool:
+    """Whether ``request`` may be sent again after a transport failure.
+
+    A safe method may (RFC 9110 §9.2.1), and so may a conditional write: if the first
+    copy was applied, the second finds the precondition false and is refused (412),
+    which the flows then resolve. An unconditional write may not: it could apply twice.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    return "if-match" in request.headers or "if-none-match" in request.headers
+
+
 def _exchange(request: httpx.Request) -> Flow[httpx.Response]:
-    reply = yield request
-    return cast(httpx.Response, reply)
+    """Send ``request`` and take its response; send it again, up to
+    :data:`TRANSPORT_ATTEMPTS` times in all, when transport lost it and it is
+    :func:`resendable`. Otherwise the transport error goes on to the caller."""
+    sent = 1
+    while True:
+        try:
+            reply = yield request
+        except httpx.TransportError:
+            if sent >= TRANSPORT_ATTEMPTS or not resendable(request):
+                raise
+            sent += 1
+        else:
+            return cast(httpx.Response, reply)
 
 
 def _send(request: httpx.Request, attempts: Attempts) -> Flow[httpx.Response]:
