@@ -1,8 +1,8 @@
-"""A minimal application on the library, served by uvicorn in the HTTP race tests.
+"""The app the HTTP race tests serve under uvicorn: the benchmark's optimist app.
 
-``GET /counters/{key}`` answers the value and its ETag; ``PUT /counters/{key}``
-requires If-Match (428 without) and writes with the precondition inside the UPDATE.
-The database URL comes from ``COUNTER_DATABASE_URL``; the tests create the schema.
+``GET /items/{id}`` answers the item and its ETag; ``PATCH /items/{id}`` writes with
+the If-Match inside the UPDATE (:mod:`bench.apps.optimist_app`). The database URL
+comes from ``BENCH_DATABASE_URL``; the tests create the schema from :data:`metadata`.
 ``COUNTER_NAIVE=1`` swaps in the seeds' read-compare-write, to show what the race
 tests catch.
 """
@@ -10,75 +10,38 @@ tests catch.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
-from fastapi import Depends, FastAPI, Response
-from pydantic import BaseModel
-from sqlalchemy import Column, Integer, MetaData, String
+from fastapi import FastAPI
 
 from optimist.conditions import ALWAYS, Condition
 from optimist.errors import PreconditionFailed
-from optimist.fastapi import conditional, install_problem_handlers
-from optimist.policy import PreconditionPolicy, Requirement
-from optimist.sqlalchemy import Record, create_engine, get, update, versioned_table
-from optimist.starlette import ConditionalRequest, set_etag
+from optimist.sqlalchemy import Bind, Record, Versioned, get, update
 
-__all__ = ["counters", "create_app", "metadata"]
+# bench/ is not installed: it is found beside tests/, by this process and by the servers.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-metadata = MetaData()
-counters = versioned_table(
-    "counters",
-    metadata,
-    Column("key", String(64), primary_key=True),
-    Column("value", Integer, nullable=False),
-)
+from bench.apps import optimist_app
+from bench.apps.optimist_app import items, metadata
 
-Conditional = Annotated[
-    ConditionalRequest,
-    Depends(conditional(PreconditionPolicy({"PUT": Requirement.REQUIRED}))),
-]
+__all__ = ["create_app", "items", "metadata"]
 
 
-class Counter(BaseModel):
-    value: int
+async def naive_update(
+    bind: Bind, table: Versioned, key: object, values: Mapping[str, Any], *, condition: Condition
+) -> Record:
+    """The seeds' pattern: read, compare in Python, then write unconditionally."""
+    current = await get(bind, table, key)
+    if not condition.holds(current.state):
+        raise PreconditionFailed(current.etag)
+    return await update(bind, table, key, values, condition=ALWAYS)
 
 
 def create_app() -> FastAPI:
-    """The counter app on ``COUNTER_DATABASE_URL``."""
-    engine = create_engine(os.environ["COUNTER_DATABASE_URL"])
-    naive = os.environ.get("COUNTER_NAIVE") == "1"
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await engine.dispose()
-
-    app = FastAPI(lifespan=lifespan)
-    install_problem_handlers(app)
-
-    @app.get("/counters/{key}")
-    async def read(key: str, response: Response, pre: Conditional) -> Counter:
-        record = await get(engine, counters, key)
-        pre.evaluate(record.state, response)
-        return Counter(value=record["value"])
-
-    @app.put("/counters/{key}")
-    async def write(key: str, body: Counter, response: Response, pre: Conditional) -> Counter:
-        condition = pre.write_condition()
-        record = await (_naive(key, body, condition) if naive else _atomic(key, body, condition))
-        set_etag(response, record.etag)
-        return Counter(value=record["value"])
-
-    async def _atomic(key: str, body: Counter, condition: Condition) -> Record:
-        return await update(engine, counters, key, {"value": body.value}, condition=condition)
-
-    async def _naive(key: str, body: Counter, condition: Condition) -> Record:
-        # The seeds' pattern: read, compare in Python, then write unconditionally.
-        current = await get(engine, counters, key)
-        if not condition.holds(current.state):
-            raise PreconditionFailed(current.etag)
-        return await update(engine, counters, key, {"value": body.value}, condition=ALWAYS)
-
-    return app
+    """The optimist app; with ``COUNTER_NAIVE=1``, one that writes by read-compare-write."""
+    if os.environ.get("COUNTER_NAIVE") == "1":
+        return optimist_app.create_app(write=naive_update)
+    return optimist_app.create_app()

@@ -1,8 +1,9 @@
 """No lost update over real HTTP: uvicorn processes, many clients, read-modify-write.
 
-16 clients × 25 increments of one counter, each a GET then a PUT with If-Match,
-retried on 412. Every acknowledged increment must be in the final value: on SQLite
-with one server of two worker processes, and on PostgreSQL with two separate servers.
+16 clients × 25 increments of one item's counter, each a GET then a PATCH with
+If-Match, retried on 412. Every acknowledged increment must be in the final value:
+on SQLite with one server of two worker processes, and on PostgreSQL with two
+separate servers.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from sqlalchemy.engine import make_url
 
 from optimist.sqlalchemy import create, create_engine
 
-from support_counter_app import counters, metadata
+from support_counter_app import items, metadata
 from support_servers import Server, free_port, serving
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CLIENTS = 16
 INCREMENTS = 25
+HOT = "/items/1"
 
 
 @contextmanager
@@ -42,8 +44,8 @@ def counter_app(database_url: str, workers: int, log: Path) -> Iterator[Server]:
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--log-level", "warning", "--no-access-log", "--timeout-keep-alive", "60",
     ]  # fmt: skip
-    env = {"COUNTER_DATABASE_URL": database_url}
-    with serving(command, port=port, log=log, ready="/counters/hot", env=env) as server:
+    env = {"BENCH_DATABASE_URL": database_url, "BENCH_SECRET": "race-cursors"}
+    with serving(command, port=port, log=log, ready=HOT, env=env) as server:
         yield server
 
 
@@ -61,14 +63,14 @@ async def _client(urls: list[str], index: int, tally: Tally) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for _ in range(INCREMENTS):
             for _attempt in range(1000):
-                read = await client.get("/counters/hot")
+                read = await client.get(HOT)
                 if read.status_code != 200:
                     tally.unexpected.append(read.status_code)
                     return
                 etag = read.headers["ETag"]
-                value = read.json()["value"]
-                write = await client.put(
-                    "/counters/hot", json={"value": value + 1}, headers={"If-Match": etag}
+                value = read.json()["counter"]
+                write = await client.patch(
+                    HOT, json={"counter": value + 1}, headers={"If-Match": etag}
                 )
                 if write.status_code == 200:
                     tally.acknowledged += 1
@@ -84,7 +86,7 @@ async def _prepare(database_url: str) -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
-        await create(engine, counters, {"key": "hot", "value": 0})
+        await create(engine, items, {"id": 1, "counter": 0, "text": ""})
     finally:
         await engine.dispose()
 
@@ -107,7 +109,7 @@ async def test_no_lost_update_over_http(database_url: str, tmp_path: Path) -> No
             *(_client([s.url for s in servers], index, tally) for index in range(CLIENTS))
         )
         async with httpx.AsyncClient(base_url=first.url) as client:
-            final = (await client.get("/counters/hot")).json()["value"]
+            final = (await client.get(HOT)).json()["counter"]
     logs = "".join(server.output() for server in servers)
     assert tally.unexpected == []
     assert tally.acknowledged == CLIENTS * INCREMENTS

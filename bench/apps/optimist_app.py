@@ -9,12 +9,13 @@
   (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
 
 The harness imports :data:`metadata` and :data:`items` to create and fill the schema.
+The HTTP race tests (``tests/support_counter_app.py``) serve this app too.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
@@ -67,8 +68,12 @@ def _item(record: Record) -> Item:
     return Item(id=record["id"], counter=record["counter"], text=record["text"])
 
 
-def create_app() -> FastAPI:
-    """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``."""
+def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
+    """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``.
+
+    ``write`` is how PATCH writes, :func:`optimist.sqlalchemy.update` unless another
+    function of the same arguments is given (the race tests give a read-compare-write).
+    """
     engine = create_engine(os.environ["BENCH_DATABASE_URL"])
     cursors = CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
 
@@ -89,7 +94,7 @@ def create_app() -> FastAPI:
     @app.patch("/items/{item_id}")
     async def patch(item_id: int, body: ItemPatch, response: Response, pre: Conditional) -> Item:
         values = body.model_dump(exclude_unset=True)
-        record = await update(engine, items, item_id, values, condition=pre.write_condition())
+        record = await write(engine, items, item_id, values, condition=pre.write_condition())
         set_etag(response, record.etag, last_modified=record.updated_at)
         return _item(record)
 
