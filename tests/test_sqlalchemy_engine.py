@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from optimist.sqlalchemy import SQLITE_BEGIN, autocommit, create_engine, reading, transaction
 from optimist.sqlalchemy.engine import POSTGRES_POOL
@@ -101,6 +102,22 @@ async def test_sqlite_writer_waits_for_the_lock_instead_of_failing(
         assert time.monotonic() - started > 0.1
     async with sqlite_engine.connect() as connection:
         assert await connection.scalar(text("SELECT count(*) FROM t")) == 2
+
+
+async def test_sqlite_connection_returned_in_a_transaction_is_rolled_back(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """A pooled connection given back with an open transaction loses its writes and its lock."""
+    proxied = await sqlite_engine.raw_connection()
+    driver = proxied.driver_connection
+    assert driver is not None
+    await driver.execute("BEGIN IMMEDIATE")
+    await driver.execute("INSERT INTO t VALUES (1)")
+    await greenlet_spawn(proxied.close)
+    assert not driver.in_transaction
+    async with sqlite_engine.begin() as connection:
+        await connection.execute(text("INSERT INTO t VALUES (2)"))
+        assert await connection.scalar(text("SELECT count(*) FROM t")) == 1
 
 
 async def test_sqlite_reads_run_beside_a_writer(sqlite_engine: AsyncEngine) -> None:

@@ -10,6 +10,11 @@
 * :func:`create_clocked`, :func:`update_clocked`, :func:`delete_clocked`: writes of
   vector-clock resources, the stored clock being the compare-and-set key;
 * :func:`page`: keyset pages with a snapshot watermark.
+
+Given an engine on asyncpg or aiosqlite, the one-row reads and the updates whose only
+precondition is one strong If-Match run their prepared statement on the driver's own
+connection (:mod:`optimist.sqlalchemy.direct`), unless the engine logs or observes its
+statements.
 """
 
 from optimist.sqlalchemy.clocks import clock_of, create_clocked, delete_clocked, update_clocked

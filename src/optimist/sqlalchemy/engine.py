@@ -55,7 +55,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 
 __all__ = [
     "POSTGRES_IDLE_PING",
@@ -120,6 +120,8 @@ def create_engine(
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         connect_args = {"timeout": busy_timeout, **kwargs.pop("connect_args", {})}
+        # The pool's rollback of every returned connection is replaced by on_reset's.
+        kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, busy_timeout)
         return engine
@@ -231,8 +233,18 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
             raise ValueError(f"{SQLITE_BEGIN} must be one of {sorted(_BEGIN_MODES)}, not {mode!r}")
         connection.exec_driver_sql(f"BEGIN {mode}")
 
+    def on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        # A connection goes back to the pool rolled back, as SQLAlchemy's default reset
+        # does, but only when a transaction is open: aiosqlite runs each rollback on
+        # its thread, a hop that costs as much as a one-row statement, and a
+        # connection in autocommit mode is usually outside any transaction.
+        driver = record.driver_connection
+        if not state.terminate_only and driver is not None and driver.in_transaction:
+            dbapi_connection.rollback()
+
     event.listen(engine.sync_engine, "connect", on_connect)
     event.listen(engine.sync_engine, "begin", on_begin)
+    event.listen(engine.sync_engine, "reset", on_reset)
 
 
 def _ping_when_idle(engine: AsyncEngine, idle_ping: float) -> None:

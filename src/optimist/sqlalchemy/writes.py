@@ -50,13 +50,14 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.schema import CallableColumnDefault
 
 from optimist.conditions import ALWAYS, Condition, ResourceState, TagIn
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceExists, ResourceNotFound
 from optimist.sqlalchemy.compiler import where
+from optimist.sqlalchemy.direct import INDIRECT, Indirect, one_row
 from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.integrity import translate
 from optimist.sqlalchemy.sequence import advance
@@ -98,8 +99,7 @@ async def get(
     bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
 ) -> Record:
     """The row at ``key`` in one query, or :class:`ResourceNotFound`."""
-    async with autocommit(bind, read=True) as connection:
-        record = await find(connection, versioned, key, scope=scope)
+    record = await find(bind, versioned, key, scope=scope)
     if record is None:
         raise ResourceNotFound(versioned.resource, key)
     return record
@@ -110,9 +110,14 @@ async def find(
 ) -> Record | None:
     """The row at ``key`` in one query, or None."""
     statement, parameters = read_one(versioned, versioned.key_of(key), scope or {})
-    async with autocommit(bind, read=True) as connection:
-        row = (await connection.execute(statement, parameters)).mappings().first()
-    return None if row is None else versioned.record(row)
+    found: dict[str, Any] | Indirect | None = INDIRECT
+    if isinstance(bind, AsyncEngine):
+        found = await one_row(bind, statement, parameters)
+    if found is INDIRECT:
+        async with autocommit(bind, read=True) as connection:
+            row = (await connection.execute(statement, parameters)).mappings().first()
+        found = None if row is None else dict(row)
+    return None if found is None else versioned.record(found)
 
 
 async def update(
@@ -141,15 +146,20 @@ async def update(
     expected = None if guards else _single_tag(versioned, condition)
     clause = True if expected is not None else where(versioned, condition)
     current: Record | None = None
+    if isinstance(bind, AsyncEngine) and not guards and clause is True:
+        prepared = update_one(
+            versioned, parts, scope or {}, _stamped(versioned, parts, values), expected
+        )
+        found = INDIRECT if prepared is None else await one_row(bind, *prepared)
+        if found is not INDIRECT:
+            if found is not None:
+                return versioned.record(found)
+            current = await find(bind, versioned, parts, scope=scope)
+            raise refusal(versioned, key, current, condition=condition)
     async with autocommit(bind) as connection:
         for _ in range(_GUARD_ROUNDS):
             if clause is not False:
-                now = datetime.now(UTC)
-                assignments = {
-                    **values,
-                    versioned.etag_column: versioned.recipe(parts, now),
-                    versioned.updated_at_column: now,
-                }
+                assignments = _stamped(versioned, parts, values)
                 prepared = None
                 if not guards and clause is True:
                     prepared = update_one(versioned, parts, scope or {}, assignments, expected)
@@ -298,6 +308,18 @@ def refusal(
     if guard and condition.holds(current.state) and not _guard_holds(current, guard):
         return GuardFailed(versioned.resource, key, current)
     return PreconditionFailed(current.etag, current=current)
+
+
+def _stamped(
+    versioned: Versioned, parts: tuple[Any, ...], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``values`` with the row's new version: an ETag and ``updated_at`` of now."""
+    now = datetime.now(UTC)
+    return {
+        **values,
+        versioned.etag_column: versioned.recipe(parts, now),
+        versioned.updated_at_column: now,
+    }
 
 
 def _guard_clauses(versioned: Versioned, guard: Guard) -> list[ColumnElement[bool]]:

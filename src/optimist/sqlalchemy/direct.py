@@ -1,0 +1,228 @@
+"""Running a prepared one-row statement on the driver's own connection.
+
+The statements of :mod:`optimist.sqlalchemy.statements` are built once, compiled once,
+and then executed thousands of times a second with new parameters. SQLAlchemy's
+execution layer (an async facade that switches greenlets at every call, an execution
+context, a cursor adapter, a result object) costs several times what the driver
+itself needs for such a statement: about 480 µs against 90 µs for a one-row read on
+asyncpg, measured in ``bench/``. This module keeps SQLAlchemy for what it does well
+(compiling the statement for the dialect, the pool, the types' bind and result
+processors) and hands the compiled SQL straight to the driver:
+
+* ``asyncpg``: ``Connection.fetchrow`` (asyncpg's own prepared-statement cache);
+* ``aiosqlite``: ``Connection.execute_fetchall`` (one hop to the driver's thread).
+
+The connection comes from the engine's pool and goes back to it, so the pool's events
+(the idle ping, SQLite's pragmas) apply as before. Outside a transaction both drivers
+commit each statement as it completes, which is what
+:func:`~optimist.sqlalchemy.engine.autocommit` does for these statements.
+
+The fast path steps aside, and the caller runs the statement through SQLAlchemy, when:
+
+* the engine is not asyncpg or aiosqlite, logs its statements (``echo``), or has
+  listeners for cursor execution (``before_cursor_execute``, ``after_cursor_execute``:
+  tracing, statement counting), which only SQLAlchemy's execution layer calls;
+* a result column's key differs from its name;
+* the database refuses the statement (a constraint, a lock timeout): the statement
+  changed nothing, being a transaction of its own, so running it again through
+  SQLAlchemy yields the refusal as SQLAlchemy's typed error.
+
+A connection that fails in any other way (it was closed, the task was cancelled while
+the driver worked) is invalidated, never returned to the pool, and the error raised as
+:class:`sqlalchemy.exc.DBAPIError` with ``connection_invalidated`` set: whether such a
+write reached the database is unknown, so it is not run again.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final, Literal, TypeAlias
+
+import aiosqlite
+from sqlalchemy import Executable
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import greenlet_spawn
+
+__all__ = ["DRIVERS", "INDIRECT", "Indirect", "one_row"]
+
+#: The drivers the fast path knows.
+DRIVERS: Final = frozenset({"asyncpg", "aiosqlite"})
+
+_Processor: TypeAlias = Callable[[Any], Any] | None
+
+
+class Indirect(Enum):
+    """The outcome of :func:`one_row` when the statement is SQLAlchemy's to run."""
+
+    INDIRECT = "indirect"
+
+
+#: See :class:`Indirect`.
+INDIRECT: Final = Indirect.INDIRECT
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A statement compiled for one dialect, with its parameters and columns in order."""
+
+    sql: str
+    names: tuple[str, ...]
+    binds: tuple[_Processor, ...]
+    keys: tuple[str, ...]
+    types: tuple[Any, ...]
+
+
+# Per engine: statement id → (statement, plan or None when the statement cannot go direct).
+# The statement is kept beside its plan so that its id is never reused while cached.
+_PLANS: weakref.WeakKeyDictionary[Engine, dict[int, tuple[Executable, _Plan | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+# Per engine and plan: the result processors, made once the driver named the column types.
+_RESULTS: weakref.WeakKeyDictionary[Engine, dict[str, tuple[_Processor, ...]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _plan(dialect: Dialect, statement: Executable) -> _Plan | None:
+    if not isinstance(statement, ClauseElement):
+        return None
+    compiled = statement.compile(dialect=dialect)
+    if not isinstance(compiled, SQLCompiler) or not compiled.positional:
+        return None
+    names = tuple(compiled.positiontup or ())
+    binds = tuple(
+        compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    )
+    columns = list(getattr(statement, "exported_columns", ()))
+    if not columns or any(column.key != column.name for column in columns):
+        return None
+    return _Plan(
+        compiled.string,
+        names,
+        binds,
+        tuple(column.key for column in columns),
+        tuple(column.type.dialect_impl(dialect) for column in columns),
+    )
+
+
+def _planned(engine: Engine, statement: Executable) -> _Plan | None:
+    plans = _PLANS.get(engine)
+    if plans is None:
+        plans = _PLANS[engine] = {}
+    found = plans.get(id(statement))
+    if found is None:
+        found = plans[id(statement)] = (statement, _plan(engine.dialect, statement))
+    return found[1]
+
+
+def _results(engine: Engine, plan: _Plan, type_codes: Sequence[Any]) -> tuple[_Processor, ...]:
+    """The result processors of ``plan``, given the driver's type code of each column."""
+    dialect = engine.dialect
+    processors = tuple(
+        kind.result_processor(dialect, code)
+        for kind, code in zip(plan.types, type_codes, strict=True)
+    )
+    _RESULTS.setdefault(engine, {})[plan.sql] = processors
+    return processors
+
+
+def _direct(engine: Engine) -> bool:
+    dispatch = engine.dispatch
+    return (
+        engine.dialect.driver in DRIVERS
+        and not engine.echo
+        and not dispatch.before_cursor_execute
+        and not dispatch.after_cursor_execute
+    )
+
+
+async def one_row(
+    engine: AsyncEngine, statement: Executable, parameters: Mapping[str, Any]
+) -> dict[str, Any] | Literal[Indirect.INDIRECT] | None:
+    """The one row ``statement`` returns (None: no row), or :data:`INDIRECT`.
+
+    ``statement`` selects or returns at most one row; each statement commits itself.
+    """
+    sync = engine.sync_engine
+    if not _direct(sync):
+        return INDIRECT
+    plan = _planned(sync, statement)
+    if plan is None:
+        return INDIRECT
+    arguments = [
+        value if process is None else process(value)
+        for process, value in zip(
+            plan.binds, (parameters[name] for name in plan.names), strict=True
+        )
+    ]
+    results = _RESULTS.get(sync, {}).get(plan.sql)
+    proxied = await engine.raw_connection()
+    try:
+        values, codes = await _fetch(proxied.driver_connection, plan, arguments, results is None)
+    except _refusals():
+        # Refused by the database: nothing was written. A server that ended the
+        # session as it refused (an administrator's shutdown) leaves a closed connection.
+        if _closed(proxied.driver_connection):
+            proxied.invalidate()
+            proxied.close()
+        else:
+            await greenlet_spawn(proxied.close)
+        return INDIRECT
+    except BaseException as error:
+        # Closed, or cancelled mid-statement: the connection's state is unknown.
+        proxied.invalidate(error if isinstance(error, Exception) else None)
+        proxied.close()
+        if isinstance(error, Exception):
+            raise DBAPIError(plan.sql, arguments, error, connection_invalidated=True) from error
+        raise
+    await greenlet_spawn(proxied.close)
+    if values is None:
+        return None
+    if results is None:
+        results = _results(sync, plan, codes)
+    return {
+        key: value if process is None else process(value)
+        for key, process, value in zip(plan.keys, results, values, strict=True)
+    }
+
+
+async def _fetch(
+    connection: Any, plan: _Plan, arguments: list[Any], describe: bool
+) -> tuple[Sequence[Any] | None, Sequence[Any]]:
+    """The row (or None) and, when ``describe``, the driver's type code of each column."""
+    codes: Sequence[Any] = ()
+    if isinstance(connection, aiosqlite.Connection):
+        rows = list(await connection.execute_fetchall(plan.sql, arguments))
+        # sqlite3 names no column types (its cursor description carries None).
+        return (rows[0] if rows else None), [None] * len(plan.keys)
+    if describe:
+        # Once per statement and engine: asyncpg's fetchrow does not tell the types.
+        prepared = await connection.prepare(plan.sql)
+        codes = [attribute.type.oid for attribute in prepared.get_attributes()]
+        return await prepared.fetchrow(*arguments), codes
+    return await connection.fetchrow(plan.sql, *arguments), codes
+
+
+def _closed(connection: Any) -> bool:
+    # sqlite3 refuses statements without closing the connection.
+    return not isinstance(connection, aiosqlite.Connection) and bool(connection.is_closed())
+
+
+@functools.cache
+def _refusals() -> tuple[type[Exception], ...]:
+    """The errors by which a database refuses a statement, leaving the connection sound."""
+    try:
+        # Imported on first use: asyncpg is optional (the postgres extra).
+        from asyncpg import PostgresError  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - asyncpg is the postgres extra
+        return (sqlite3.Error,)
+    return (sqlite3.Error, PostgresError)
