@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from optimist.conditions import ABSENT, TagIn
+from optimist.conditions import ABSENT, ALWAYS, Condition, TagIn
 from optimist.errors import PreconditionFailed, ResourceNotFound, VersionConflict
+from optimist.preconditions import Preconditions
 from optimist.sqlalchemy import (
+    Record,
     Versioned,
     clock_of,
     create,
@@ -28,8 +30,6 @@ from optimist.sqlalchemy import (
 from optimist.vclock import Ordering, VectorClock
 
 from support_sqlalchemy import (
-    as_text,
-    clocked_increments,
     declare_sessions,
     process_clock_worker,
     race,
@@ -217,54 +217,234 @@ async def test_large_clocks_fit(store: Sessions) -> None:
     assert (await get(store.engine, store.table, "s1")).etag == sent.to_etag()
 
 
-@pytest.mark.parametrize("writers_count", [2, 8, 32], ids=lambda n: f"{n}-writers")
-async def test_exactly_one_writer_with_the_same_clock_wins(
-    database_url: str, writers_count: int
+# -- preconditions beyond the clock, evaluated on the held row --------------------------
+
+
+def preconditions(
+    *, if_none_match: str | None = None, if_unmodified_since: str | None = None
+) -> Condition:
+    """The write condition of a request carrying these fields (and no If-Match)."""
+    return Preconditions.parse(
+        if_none_match=if_none_match, if_unmodified_since=if_unmodified_since
+    ).write_condition()
+
+
+async def write_b(
+    store: Sessions, notes: str, *, sent: VectorClock | None, condition: Condition
+) -> Record:
+    """Write ``notes`` to row ``s1`` on node ``b``."""
+    return await update_clocked(
+        store.engine,
+        store.table,
+        "s1",
+        {"notes": notes},
+        node="b",
+        sent=sent,
+        condition=condition,
+    )
+
+
+# Of the row {a: 1}: these hold…
+HOLDING = [
+    pytest.param({"if_unmodified_since": "Fri, 31 Dec 9999 23:59:59 GMT"}, id="unmodified-since"),
+    pytest.param({"if_none_match": '"b=1"'}, id="none-match-other"),
+    pytest.param({"if_none_match": '"a=2", W/"b=1"'}, id="none-match-others"),
+]
+# …and these do not.
+FAILING = [
+    pytest.param({"if_unmodified_since": "Sat, 01 Jan 2000 00:00:00 GMT"}, id="modified-since"),
+    pytest.param({"if_none_match": '"a=1"'}, id="none-match-current"),
+    pytest.param({"if_none_match": 'W/"a=1"'}, id="none-match-current-weak"),
+    pytest.param({"if_none_match": "*"}, id="none-match-any"),
+]
+
+
+@pytest.mark.parametrize("fields", HOLDING)
+@pytest.mark.parametrize("with_clock", [False, True], ids=["no-clock", "current-clock"])
+async def test_update_writes_when_the_condition_holds_of_the_held_row(
+    store: Sessions, fields: dict[str, str], with_clock: bool
 ) -> None:
-    """N nodes racing with the same clock: one writes, the rest learn they are stale."""
-    engine, sessions = await open_sessions(database_url, writers_count)
+    """A condition true of the stored row: the write applies and advances the clock."""
+    sent = await make(store, node="a")
+    record = await write_b(
+        store, "x", sent=sent if with_clock else None, condition=preconditions(**fields)
+    )
+    assert clock_of(store.table, record) == clock(a=1, b=1)
+    assert (await get(store.engine, store.table, "s1"))["notes"] == "x"
+
+
+@pytest.mark.parametrize("fields", FAILING)
+async def test_update_with_a_false_condition_fails_with_the_held_row(
+    store: Sessions, fields: dict[str, str]
+) -> None:
+    """A condition false of the stored row: a 412 (not a clock conflict) carrying the row."""
+    await create_clocked(store.engine, store.table, {"id": "s1", "notes": "v1"}, node="a")
+    with pytest.raises(PreconditionFailed) as raised:
+        await write_b(store, "lost", sent=None, condition=preconditions(**fields))
+    error = raised.value
+    assert not isinstance(error, VersionConflict)
+    assert error.current_etag == clock(a=1).to_etag()
+    assert error.current["notes"] == "v1"
+    stored = await get(store.engine, store.table, "s1")
+    assert (clock_of(store.table, stored), stored["notes"]) == (clock(a=1), "v1")
+
+
+async def test_held_update_decides_the_clock_first(store: Sessions) -> None:
+    """A stale clock with a false condition is the clock's conflict (RFC 9110 §13.2.2 step 1)."""
+    first = await make(store, node="a")
+    await update_clocked(store.engine, store.table, "s1", {"notes": "v2"}, node="a", sent=first)
+    with pytest.raises(VersionConflict) as raised:
+        await write_b(store, "lost", sent=first, condition=preconditions(if_none_match="*"))
+    assert (raised.value.conflict, raised.value.current_clock) == ("stale", clock(a=2))
+    assert raised.value.current["notes"] == "v2"
+
+
+@pytest.mark.parametrize("fields", HOLDING)
+async def test_delete_when_the_condition_holds_removes_the_row(
+    store: Sessions, fields: dict[str, str]
+) -> None:
+    """A condition true of the stored row: the row is deleted and returned."""
+    await make(store, node="a")
+    deleted = await delete_clocked(
+        store.engine, store.table, "s1", sent=None, condition=preconditions(**fields)
+    )
+    assert clock_of(store.table, deleted) == clock(a=1)
+    with pytest.raises(ResourceNotFound):
+        await get(store.engine, store.table, "s1")
+
+
+@pytest.mark.parametrize("fields", FAILING)
+async def test_delete_with_a_false_condition_keeps_the_row(
+    store: Sessions, fields: dict[str, str]
+) -> None:
+    """A condition false of the stored row: a 412 carrying the row, which stays."""
+    sent = await make(store, node="a")
+    with pytest.raises(PreconditionFailed) as raised:
+        await delete_clocked(
+            store.engine, store.table, "s1", sent=sent, condition=preconditions(**fields)
+        )
+    assert not isinstance(raised.value, VersionConflict)
+    assert raised.value.current_etag == clock(a=1).to_etag()
+    assert raised.value.current["id"] == "s1"
+    assert clock_of(store.table, await get(store.engine, store.table, "s1")) == clock(a=1)
+
+
+async def test_held_writes_of_a_missing_row_are_not_found(store: Sessions) -> None:
+    """No row at the key is a 404 before any condition is evaluated, even a false one."""
+    condition = preconditions(if_unmodified_since="Sat, 01 Jan 2000 00:00:00 GMT")
+    with pytest.raises(ResourceNotFound):
+        await update_clocked(
+            store.engine, store.table, "nope", {}, node="a", sent=None, condition=condition
+        )
+    with pytest.raises(ResourceNotFound):
+        await delete_clocked(store.engine, store.table, "nope", sent=None, condition=condition)
+
+
+async def test_held_writes_outside_scope_are_not_found(store: Sessions) -> None:
+    """Another building's session is a 404 on the held path too, its condition true or not."""
+    sent = await make(store)
+    condition = preconditions(if_none_match='"b=1"')
+    with pytest.raises(ResourceNotFound):
+        await update_clocked(
+            store.engine,
+            store.table,
+            "s1",
+            {},
+            node="a",
+            sent=sent,
+            condition=condition,
+            scope={"building": 2},
+        )
+    with pytest.raises(ResourceNotFound):
+        await delete_clocked(
+            store.engine, store.table, "s1", sent=sent, condition=condition, scope={"building": 2}
+        )
+    assert clock_of(store.table, await get(store.engine, store.table, "s1")) == sent
+
+
+# -- racing writers ---------------------------------------------------------------------
+
+#: The clock of the row every race starts from.
+ORIGIN = VectorClock({"origin": 1})
+
+#: One racing writer: ``(table, index, its connection)`` → its outcome.
+Attempt = Callable[[Versioned, int, AsyncConnection], Awaitable[str]]
+
+
+async def race_on_one_row(
+    url: str, writers_count: int, attempt: Attempt
+) -> tuple[list[str], VectorClock]:
+    """``writers_count`` writers racing on a new row ``hot`` of clock :data:`ORIGIN`:
+    their outcomes, and the row's clock once all are done."""
+    engine, sessions = await open_sessions(url, writers_count)
     try:
-        record = await create_clocked(engine, sessions, {"id": "hot"}, node="origin")
-        sent = clock_of(sessions, record)
+        await create_clocked(engine, sessions, {"id": "hot"}, node="origin")
         connections = [await engine.connect() for _ in range(writers_count)]
-
-        async def attempt(index: int, connection: AsyncConnection) -> str:
-            try:
-                await update_clocked(connection, sessions, "hot", {}, node=f"n{index}", sent=sent)
-            except VersionConflict as conflict:
-                return conflict.conflict
-            return "won"
-
         try:
-            outcomes = Counter(await race(connections, attempt))
+            outcomes = await race(connections, lambda i, c: attempt(sessions, i, c))
         finally:
             for connection in connections:
                 await connection.close()
-        final = clock_of(sessions, await get(engine, sessions, "hot"))
+        return outcomes, clock_of(sessions, await get(engine, sessions, "hot"))
     finally:
         await engine.dispose()
-    assert outcomes == {"won": 1, "stale": writers_count - 1}
+
+
+@pytest.mark.parametrize("writers_count", [2, 8, 32], ids=lambda n: f"{n}-writers")
+@pytest.mark.parametrize(
+    "condition",
+    [ALWAYS, preconditions(if_none_match='"other=1"')],
+    ids=["clock-only", "held-none-match"],
+)
+async def test_exactly_one_writer_with_the_same_clock_wins(
+    database_url: str, writers_count: int, condition: Condition
+) -> None:
+    """N nodes racing with the same clock: one writes, the rest learn they are stale."""
+
+    async def attempt(sessions: Versioned, index: int, connection: AsyncConnection) -> str:
+        try:
+            await update_clocked(
+                connection, sessions, "hot", {}, node=f"n{index}", sent=ORIGIN, condition=condition
+            )
+        except VersionConflict as conflict:
+            return conflict.conflict
+        return "won"
+
+    outcomes, final = await race_on_one_row(database_url, writers_count, attempt)
+    assert Counter(outcomes) == {"won": 1, "stale": writers_count - 1}
     assert sum(final.values()) == 2
 
 
-async def test_unconditional_clocked_writes_lose_no_increment(database_url: str) -> None:
-    """Eight nodes writing 10 times each without a clock: the clock counts all 80 writes."""
-    engine, sessions = await open_sessions(database_url, 8)
-    try:
-        await create_clocked(engine, sessions, {"id": "hot"}, node="origin")
-        connections = [await engine.connect() for _ in range(8)]
-        try:
-            counts = await race(
-                connections,
-                lambda i, c: as_text(clocked_increments(c, sessions, "hot", f"n{i}", 10)),
+@pytest.mark.parametrize(
+    "condition",
+    [
+        ALWAYS,
+        preconditions(
+            if_none_match='"other=1"', if_unmodified_since="Fri, 31 Dec 9999 23:59:59 GMT"
+        ),
+    ],
+    ids=["no-precondition", "held-preconditions"],
+)
+async def test_clocked_writes_without_a_clock_lose_no_increment(
+    database_url: str, condition: Condition
+) -> None:
+    """Eight nodes, 10 writes each without a clock, held preconditions true or none: 80 count."""
+
+    async def attempt(sessions: Versioned, index: int, connection: AsyncConnection) -> str:
+        for n in range(10):
+            await update_clocked(
+                connection,
+                sessions,
+                "hot",
+                {"notes": f"n{index}-{n}"},
+                node=f"n{index}",
+                sent=None,
+                condition=condition,
             )
-        finally:
-            for connection in connections:
-                await connection.close()
-        final = clock_of(sessions, await get(engine, sessions, "hot"))
-    finally:
-        await engine.dispose()
-    assert sum(int(count) for count in counts) == 80
+        return "10 acknowledged"
+
+    outcomes, final = await race_on_one_row(database_url, 8, attempt)
+    assert outcomes == ["10 acknowledged"] * 8
     assert final == VectorClock({"origin": 1, **{f"n{i}": 10 for i in range(8)}})
 
 

@@ -15,7 +15,7 @@ this node's counter (``--node-id``) and answers the new clock in the ETag.
 unconditional and still loses nothing: the store holds the row while it reads the
 clock it increments. If-Unmodified-Since and If-None-Match on a write are evaluated
 on the row while one transaction holds it, and the write is made in that transaction
-(:func:`_held_write`).
+(the ``condition`` of :func:`optimist.sqlalchemy.update_clocked`).
 
 The order of checks (SPEC §1): an id that is not a UUID is a 404 without a query; a
 body that fails (413, 415, 422) or an unparsable clock (412) looks the session up once,
@@ -34,13 +34,13 @@ from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
-from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
+from optimist.conditions import ALWAYS, Condition
 from optimist.cursor import Cursor
 from optimist.errors import MalformedToken, PreconditionFailed, ResourceNotFound, VersionConflict
 from optimist.fastapi import PrecedenceRoute, conditional, problem_responses
-from optimist.preconditions import Outcome, Preconditions, evaluate
+from optimist.preconditions import Preconditions
 from optimist.service import schema
 from optimist.service.bodies import (
     MERGE_PATCH,
@@ -53,14 +53,12 @@ from optimist.service.bodies import (
 )
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.sqlalchemy import (
-    Bind,
     Record,
     clock_of,
     create_clocked,
     delete_clocked,
     get,
     page,
-    transaction,
     update_clocked,
 )
 from optimist.starlette import ConditionalRequest, client_clock, set_etag
@@ -249,45 +247,12 @@ def _beyond_the_clock(received: Preconditions) -> bool:
     )
 
 
-#: A write of a session: ``(bind, base)`` → the store's result, ``base`` being the
-#: compare-and-set clock (None: the store holds the row and increments what it finds).
-Write = Callable[[Bind, VectorClock | None], Awaitable[R]]
+#: A write of a session: ``(sent, condition)`` → the store's result, ``sent`` being the
+#: compare-and-set clock (None: the store holds the row and increments what it finds)
+#: and ``condition`` the preconditions the store evaluates on the held row.
+Write = Callable[[VectorClock | None, Condition], Awaitable[R]]
 
-
-async def _held_write(
-    runtime: Runtime,
-    session_id: str,
-    conditions: ConditionalRequest,
-    *,
-    sent: VectorClock | None,
-    write: Write[R],
-) -> R:
-    """Evaluate every precondition on the session while holding it, then ``write`` in the
-    same transaction: nothing can change between the evaluation and the write.
-
-    The row is held (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN
-    IMMEDIATE`` holds the database), so this costs a read; only writes that carry
-    If-None-Match or If-Unmodified-Since take this path. If-Match's clock is decided
-    first (RFC 9110 §13.2.2 step 1), as a conflict.
-    """
-    received = conditions.enforce()
-    table = _TABLE.table
-    async with transaction(runtime.engine) as connection:
-        held = select(table).where(table.c.id == session_id).with_for_update()
-        row = (await connection.execute(held)).mappings().first()
-        if row is None:
-            raise ResourceNotFound(_TABLE.resource, session_id)
-        current = _TABLE.record(row)
-        stored = clock_of(_TABLE, current)
-        if sent is not None and sent != stored:
-            raise VersionConflict(current.etag, sent.compare(stored), stored)
-        if evaluate(received, conditions.method, current.state) is not Outcome.PROCEED:
-            raise PreconditionFailed(
-                current.etag,
-                "If-None-Match or If-Unmodified-Since does not hold of the current session",
-                current=current,
-            )
-        return await write(connection, stored)
+_HELD_FAILED: Final = "If-None-Match or If-Unmodified-Since does not hold of the current session"
 
 
 async def _write(
@@ -298,12 +263,21 @@ async def _write(
     write: Write[R],
 ) -> R:
     """Apply ``write`` under the request's preconditions: the clock If-Match carried as
-    the compare-and-set key (one statement), or the held path of :func:`_held_write`."""
+    the compare-and-set key (one statement), and the preconditions beyond it evaluated
+    by the store on the held session, in the write's transaction."""
     sent = await _sent_clock(request, runtime, session_id)
-    if _beyond_the_clock(conditions.enforce()):
-        return await _held_write(runtime, session_id, conditions, sent=sent, write=write)
-    # Without a clock (none, or "*"), the store holds the row: nothing is lost.
-    return await write(runtime.engine, sent)
+    if not _beyond_the_clock(conditions.enforce()):
+        # Without a clock (none, or "*"), the store holds the row: nothing is lost.
+        return await write(sent, ALWAYS)
+    try:
+        return await write(sent, conditions.write_condition())
+    except VersionConflict:
+        raise
+    except PreconditionFailed as failed:
+        # The store's 412 names no field; this one names the two it evaluated.
+        raise PreconditionFailed(
+            failed.current_etag, _HELD_FAILED, current=failed.current
+        ) from None
 
 
 # -- routes ----------------------------------------------------------------------------
@@ -391,9 +365,15 @@ async def _update(
     values: Mapping[str, Any],
     conditions: ConditionalRequest,
 ) -> Response:
-    async def write(bind: Bind, base: VectorClock | None) -> Record:
+    async def write(sent: VectorClock | None, condition: Condition) -> Record:
         return await update_clocked(
-            bind, _TABLE, session_id, values, node=runtime.node_id, sent=base
+            runtime.engine,
+            _TABLE,
+            session_id,
+            values,
+            node=runtime.node_id,
+            sent=sent,
+            condition=condition,
         )
 
     record = await _write(request, runtime, session_id, conditions, write)
@@ -444,8 +424,10 @@ async def delete_session(
 ) -> Response:
     """Delete the session if the clock sent is the stored one; 204."""
 
-    async def write(bind: Bind, base: VectorClock | None) -> Record:
-        return await delete_clocked(bind, _TABLE, session_id, sent=base)
+    async def write(sent: VectorClock | None, condition: Condition) -> Record:
+        return await delete_clocked(
+            runtime.engine, _TABLE, session_id, sent=sent, condition=condition
+        )
 
     await _write(request, runtime, session_id, conditions, write)
     return Response(status_code=204)

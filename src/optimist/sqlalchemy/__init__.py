@@ -8,7 +8,9 @@
   writes whose precondition (an :class:`optimist.conditions.Condition`) is part of the
   statement, and an update's :data:`Guard` (a rule about the row's own values) too;
 * :func:`create_clocked`, :func:`update_clocked`, :func:`delete_clocked`: writes of
-  vector-clock resources, the stored clock being the compare-and-set key;
+  vector-clock resources, the stored clock being the compare-and-set key; preconditions
+  the clock cannot decide (If-None-Match, If-Unmodified-Since) are evaluated on the
+  held row, in the write's transaction;
 * :func:`page`: keyset pages with a snapshot watermark.
 
 Given an engine on asyncpg or aiosqlite, the one-row reads and the updates whose only

@@ -20,6 +20,14 @@ stored clock without losing a concurrent increment: it holds the row (``SELECT �
 UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already holds the database) for
 the read and the compare-and-set, in one transaction.
 
+A write may also carry preconditions the clock cannot decide, If-None-Match and
+If-Unmodified-Since (``condition``, e.g. ``Preconditions.write_condition()``). Such a
+write holds the row too, decides the sent clock first (RFC 9110 §13.2.2 step 1: a
+:class:`VersionConflict`), then evaluates ``condition`` on the held row (false: a
+:class:`PreconditionFailed` carrying it), and writes in the same transaction, so
+nothing changes between the evaluation and the write. It costs a read before the
+write; a write whose only precondition is the clock is the one statement above.
+
 ``node`` names the server writing (``--node-id``). The generic :func:`~writes.update`
 and :func:`~writes.create` refuse clocked tables, so clock and tag never drift apart;
 :func:`~writes.get`, :func:`~writes.delete` (by tag) and :func:`~pages.page` work as
@@ -37,8 +45,8 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from optimist.conditions import ALWAYS, Condition
-from optimist.errors import ResourceNotFound, VersionConflict
+from optimist.conditions import ALWAYS, Always, Condition
+from optimist.errors import PreconditionFailed, ResourceNotFound, VersionConflict
 from optimist.sqlalchemy.engine import Bind, transaction
 from optimist.sqlalchemy.versioned import Record, Versioned
 from optimist.sqlalchemy.writes import (
@@ -85,23 +93,26 @@ async def update_clocked(
     *,
     node: str,
     sent: VectorClock | None,
+    condition: Condition = ALWAYS,
     scope: Scope | None = None,
 ) -> Record:
     """Write ``values`` if the stored clock is ``sent``, and advance it on ``node``.
 
     With ``sent=None`` the write is unconditional but still increments the stored
-    clock atomically. Raises :class:`ResourceNotFound` or :class:`VersionConflict`.
+    clock atomically. A ``condition`` other than ``ALWAYS`` is evaluated on the held
+    row (see the module's docstring). Raises :class:`ResourceNotFound`,
+    :class:`VersionConflict`, or :class:`PreconditionFailed` when ``condition`` is false.
     """
     column = _clock_column(versioned)
     parts = versioned.key_of(key)
     check_columns(versioned, values, allow_key=False)
     located = locate(versioned, parts, scope)
     async with transaction(bind) as connection:
-        base = sent
-        if base is None:
-            base = await _held_clock(connection, versioned, located)
-            if base is None:
-                raise ResourceNotFound(versioned.resource, key)
+        if sent is None or not isinstance(condition, Always):
+            held = await _hold(connection, versioned, key, located, sent=sent, condition=condition)
+            base = clock_of(versioned, held)
+        else:
+            base = sent
         clock = base.increment(node)
         now = datetime.now(UTC)
         statement = (
@@ -130,15 +141,24 @@ async def delete_clocked(
     key: object,
     *,
     sent: VectorClock | None,
+    condition: Condition = ALWAYS,
     scope: Scope | None = None,
 ) -> Record:
-    """Delete the row if its stored clock is ``sent`` (any clock if None); returns it."""
+    """Delete the row if its stored clock is ``sent`` (any clock if None); returns it.
+
+    A ``condition`` other than ``ALWAYS`` is evaluated on the held row, as in
+    :func:`update_clocked`.
+    """
     column = _clock_column(versioned)
     parts = versioned.key_of(key)
-    statement = sql_delete(versioned.table).where(locate(versioned, parts, scope))
-    if sent is not None:
-        statement = statement.where(column == sent.to_json())
+    located = locate(versioned, parts, scope)
     async with transaction(bind) as connection:
+        if not isinstance(condition, Always):
+            held = await _hold(connection, versioned, key, located, sent=sent, condition=condition)
+            sent = clock_of(versioned, held)
+        statement = sql_delete(versioned.table).where(located)
+        if sent is not None:
+            statement = statement.where(column == sent.to_json())
         row = await write_one(connection, statement.returning(*versioned.table.c), versioned, {})
         if row is not None:
             return versioned.record(row)
@@ -146,14 +166,30 @@ async def delete_clocked(
     raise _conflict(versioned, key, sent or VectorClock(), current)
 
 
-async def _held_clock(
-    connection: AsyncConnection, versioned: Versioned, located: ColumnElement[bool]
-) -> VectorClock | None:
+async def _hold(
+    connection: AsyncConnection,
+    versioned: Versioned,
+    key: object,
+    located: ColumnElement[bool],
+    *,
+    sent: VectorClock | None,
+    condition: Condition,
+) -> Record:
+    """The row, held until the transaction ends, once ``sent`` and ``condition`` hold of it."""
     # FOR UPDATE holds the row on PostgreSQL until the transaction ends; SQLite
     # renders nothing, its BEGIN IMMEDIATE already holds the whole database.
-    column = _clock_column(versioned)
-    text = await connection.scalar(select(column).where(located).with_for_update())
-    return None if text is None else VectorClock.from_json(text)
+    held = select(versioned.table).where(located).with_for_update()
+    row = (await connection.execute(held)).mappings().first()
+    if row is None:
+        raise ResourceNotFound(versioned.resource, key)
+    current = versioned.record(row)
+    # RFC 9110 §13.2.2 step 1: If-Match (the clock) is decided before the rest.
+    if sent is not None and sent != clock_of(versioned, current):
+        raise _conflict(versioned, key, sent, current)
+    # Steps 2 and 3: If-Unmodified-Since, If-None-Match, on the row as it is held.
+    if not condition.holds(current.state):
+        raise PreconditionFailed(current.etag, current=current)
+    return current
 
 
 def _conflict(
