@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData
 
 from optimist.sqlalchemy import create
 from optimist.sqlalchemy import statements as module
-from optimist.sqlalchemy.statements import read_one, update_one
+from optimist.sqlalchemy.statements import page_of, read_one, update_one
 
 from support_sqlalchemy import Store, declare, open_store
 
@@ -107,3 +108,30 @@ async def test_prepared_read_respects_the_scope(store: Store) -> None:
         theirs = (await connection.execute(*read_one(store.items, ("a",), {"tenant": 2}))).first()
     assert mine is not None
     assert theirs is None
+
+
+def test_pages_of_one_shape_share_a_statement() -> None:
+    """Later pages of any position, size and tenant run one statement object."""
+    items, _ = declare(MetaData())
+    one, one_parameters = page_of(
+        items, {"tenant": 1}, limit=3, after=5, watermark=9, descending=False
+    )
+    two, two_parameters = page_of(
+        items, {"tenant": 2}, limit=7, after=8, watermark=20, descending=False
+    )
+    assert one is two
+    assert one_parameters != two_parameters
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"watermark": None}, {"after": None}, {"descending": True}],
+    ids=["first-page", "from-the-start", "descending"],
+)
+def test_another_page_shape_gets_another_statement(changes: dict[str, object]) -> None:
+    """A first page, a page from the start, or the other order is a statement of its own."""
+    items, _ = declare(MetaData())
+    arguments: dict[str, Any] = {"limit": 3, "after": 5, "watermark": 9, "descending": False}
+    base, _ = page_of(items, {}, **arguments)
+    other, _ = page_of(items, {}, **{**arguments, **changes})
+    assert base is not other

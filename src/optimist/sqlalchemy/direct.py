@@ -52,10 +52,13 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["DRIVERS", "INDIRECT", "Indirect", "one_row"]
+__all__ = ["DRIVERS", "INDIRECT", "PLANS", "Indirect", "all_rows", "one_row"]
 
 #: The drivers the fast path knows.
 DRIVERS: Final = frozenset({"asyncpg", "aiosqlite"})
+
+#: The most compiled statements kept per engine; further ones are compiled at each call.
+PLANS: Final = 1024
 
 _Processor: TypeAlias = Callable[[Any], Any] | None
 
@@ -76,6 +79,7 @@ class _Plan:
 
     sql: str
     names: tuple[str, ...]
+    defaults: Mapping[str, Any]
     binds: tuple[_Processor, ...]
     keys: tuple[str, ...]
     types: tuple[Any, ...]
@@ -105,9 +109,16 @@ def _plan(dialect: Dialect, statement: Executable) -> _Plan | None:
     columns = list(getattr(statement, "exported_columns", ()))
     if not columns or any(column.key != column.name for column in columns):
         return None
+    # Values the compiler added itself (SQLite's OFFSET beside a LIMIT) carry their own.
+    defaults = {
+        name: compiled.binds[name].effective_value
+        for name in names
+        if not compiled.binds[name].required
+    }
     return _Plan(
         compiled.string,
         names,
+        defaults,
         binds,
         tuple(column.key for column in columns),
         tuple(column.type.dialect_impl(dialect) for column in columns),
@@ -120,7 +131,9 @@ def _planned(engine: Engine, statement: Executable) -> _Plan | None:
         plans = _PLANS[engine] = {}
     found = plans.get(id(statement))
     if found is None:
-        found = plans[id(statement)] = (statement, _plan(engine.dialect, statement))
+        found = (statement, _plan(engine.dialect, statement))
+        if len(plans) < PLANS:
+            plans[id(statement)] = found
     return found[1]
 
 
@@ -150,8 +163,18 @@ async def one_row(
 ) -> dict[str, Any] | Literal[Indirect.INDIRECT] | None:
     """The one row ``statement`` returns (None: no row), or :data:`INDIRECT`.
 
-    ``statement`` selects or returns at most one row; each statement commits itself.
+    ``statement`` selects or returns at most one row; it commits by itself.
     """
+    found = await all_rows(engine, statement, parameters)
+    if found is INDIRECT:
+        return INDIRECT
+    return found[0] if found else None
+
+
+async def all_rows(
+    engine: AsyncEngine, statement: Executable, parameters: Mapping[str, Any]
+) -> list[dict[str, Any]] | Literal[Indirect.INDIRECT]:
+    """The rows ``statement`` returns, or :data:`INDIRECT`; it commits by itself."""
     sync = engine.sync_engine
     if not _direct(sync):
         return INDIRECT
@@ -161,13 +184,18 @@ async def one_row(
     arguments = [
         value if process is None else process(value)
         for process, value in zip(
-            plan.binds, (parameters[name] for name in plan.names), strict=True
+            plan.binds,
+            (
+                parameters[name] if name in parameters else plan.defaults[name]
+                for name in plan.names
+            ),
+            strict=True,
         )
     ]
     results = _RESULTS.get(sync, {}).get(plan.sql)
     proxied = await engine.raw_connection()
     try:
-        values, codes = await _fetch(proxied.driver_connection, plan, arguments, results is None)
+        rows, codes = await _fetch(proxied.driver_connection, plan, arguments, results is None)
     except _refusals():
         # Refused by the database: nothing was written. A server that ended the
         # session as it refused (an administrator's shutdown) leaves a closed connection.
@@ -185,31 +213,32 @@ async def one_row(
             raise DBAPIError(plan.sql, arguments, error, connection_invalidated=True) from error
         raise
     await greenlet_spawn(proxied.close)
-    if values is None:
-        return None
     if results is None:
         results = _results(sync, plan, codes)
-    return {
-        key: value if process is None else process(value)
-        for key, process, value in zip(plan.keys, results, values, strict=True)
-    }
+    keyed = tuple(zip(plan.keys, results, strict=True))
+    return [
+        {
+            key: value if process is None else process(value)
+            for (key, process), value in zip(keyed, row, strict=True)
+        }
+        for row in rows
+    ]
 
 
 async def _fetch(
     connection: Any, plan: _Plan, arguments: list[Any], describe: bool
-) -> tuple[Sequence[Any] | None, Sequence[Any]]:
-    """The row (or None) and, when ``describe``, the driver's type code of each column."""
-    codes: Sequence[Any] = ()
+) -> tuple[Sequence[Sequence[Any]], Sequence[Any]]:
+    """The rows and, when ``describe``, the driver's type code of each column."""
     if isinstance(connection, aiosqlite.Connection):
-        rows = list(await connection.execute_fetchall(plan.sql, arguments))
+        rows = await connection.execute_fetchall(plan.sql, arguments)
         # sqlite3 names no column types (its cursor description carries None).
-        return (rows[0] if rows else None), [None] * len(plan.keys)
+        return list(rows), [None] * len(plan.keys)
     if describe:
-        # Once per statement and engine: asyncpg's fetchrow does not tell the types.
+        # Once per statement and engine: asyncpg's fetch does not tell the types.
         prepared = await connection.prepare(plan.sql)
         codes = [attribute.type.oid for attribute in prepared.get_attributes()]
-        return await prepared.fetchrow(*arguments), codes
-    return await connection.fetchrow(plan.sql, *arguments), codes
+        return await prepared.fetch(*arguments), codes
+    return await connection.fetch(plan.sql, *arguments), ()
 
 
 def _closed(connection: Any) -> bool:

@@ -30,16 +30,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from optimist.sqlalchemy.direct import INDIRECT, Indirect, all_rows
 from optimist.sqlalchemy.engine import Bind, autocommit
 from optimist.sqlalchemy.sequence import high_water
+from optimist.sqlalchemy.statements import MARK, Prepared, page_of
 from optimist.sqlalchemy.versioned import Record, Versioned
 from optimist.sqlalchemy.writes import Scope
 
 __all__ = ["Page", "page"]
-
-_MARK = "optimist_watermark"  # the label of a first page's high-water mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,41 +75,78 @@ async def page(
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
-    order = versioned.created_seq
-    counters = versioned.counters
-    first = watermark is None
+    # One row more than asked says whether another page follows.
+    found: list[dict[str, Any]] | Indirect = INDIRECT
+    if filters:
+        prepared: Prepared = (
+            _statement(
+                versioned,
+                scope,
+                filters,
+                limit=limit + 1,
+                after=after,
+                watermark=watermark,
+                descending=descending,
+            ),
+            {},
+        )
+    else:
+        prepared = page_of(
+            versioned,
+            scope or {},
+            limit=limit + 1,
+            after=after,
+            watermark=watermark,
+            descending=descending,
+        )
+        if isinstance(bind, AsyncEngine):
+            found = await all_rows(bind, *prepared)
+    # The snapshot is the watermark, not a transaction: every row numbered at or below
+    # it was committed when it was read, so the page's statement sees all of them.
+    if found is INDIRECT:
+        async with autocommit(bind, read=True) as connection:
+            found = [dict(row) for row in (await connection.execute(*prepared)).mappings()]
+    rows = found
+    if watermark is not None:
+        mark = watermark
+    elif rows:
+        mark = int(rows[0][MARK])
+        rows = [{k: v for k, v in row.items() if k != MARK} for row in rows]
+    else:
+        # No row at all: the mark still starts the traversal.
+        async with autocommit(bind, read=True) as connection:
+            mark = await high_water(connection, versioned.counters, versioned.sequence_name)
+    records = tuple(versioned.record(row) for row in rows[:limit])
+    following = len(rows) > limit
+    next_position = int(records[-1][versioned.created_seq_column]) if following else None
+    return Page(records=records, next_position=next_position, watermark=mark)
+
+
+def _statement(
+    versioned: Versioned,
+    scope: Scope | None,
+    filters: Sequence[ColumnElement[bool]],
+    *,
+    limit: int,
+    after: int | None,
+    watermark: int | None,
+    descending: bool,
+) -> Select[Any]:
+    """A page's statement with ``filters``, built for this call."""
+    order, counters = versioned.created_seq, versioned.counters
     # A first page reads the high-water mark in its own statement, as a scalar
     # subquery: one statement, one snapshot, and each row carries the mark with it.
     bound: Any = (
         select(counters.c.value).where(counters.c.name == versioned.sequence_name).scalar_subquery()
-        if first
+        if watermark is None
         else watermark
     )
     columns: list[Any] = [versioned.table]
-    if first:
-        columns.append(bound.label(_MARK))
+    if watermark is None:
+        columns.append(bound.label(MARK))
     statement = select(*columns).where(order <= bound, *filters)
     for name, value in (scope or {}).items():
         statement = statement.where(versioned.table.c[name] == value)
     if after is not None:
         statement = statement.where(order < after if descending else order > after)
-    statement = statement.order_by(order.desc() if descending else order.asc())
-    # The snapshot is the watermark, not a transaction: every row numbered at or below
-    # it was committed when it was read, so the page's statement sees all of them.
-    async with autocommit(bind, read=True) as connection:
-        # One row more than asked says whether another page follows.
-        rows: list[Any] = list(
-            (await connection.execute(statement.limit(limit + 1))).mappings().all()
-        )
-        if watermark is not None:
-            mark = watermark
-        elif rows:
-            mark = int(rows[0][_MARK])
-            rows = [{k: v for k, v in row.items() if k != _MARK} for row in rows]
-        else:
-            # No row at all: the mark still starts the traversal.
-            mark = await high_water(connection, counters, versioned.sequence_name)
-    records = tuple(versioned.record(row) for row in rows[:limit])
-    following = len(rows) > limit
-    next_position = int(records[-1][versioned.created_seq_column]) if following else None
-    return Page(records=records, next_position=next_position, watermark=mark)
+    return statement.order_by(order.desc() if descending else order.asc()).limit(limit)

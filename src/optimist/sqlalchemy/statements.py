@@ -9,7 +9,10 @@ object, so every later execution finds its compiled form at once:
 * read the row at a key within a scope: ``SELECT … WHERE pk = :k AND scope = :s``;
 * write given columns of that row, unconditionally or only while it holds one given
   entity-tag: ``UPDATE … SET c = :v, … WHERE pk = :k [AND etag = :expected]
-  RETURNING …`` (a single strong If-Match, the usual precondition).
+  RETURNING …`` (a single strong If-Match, the usual precondition);
+* one page of a traversal (:mod:`optimist.sqlalchemy.pages`) without extra filters:
+  ``SELECT … WHERE created_seq <= :watermark [AND created_seq > :after] [AND scope = :s]
+  ORDER BY created_seq LIMIT :n``, a first page reading the watermark in a subquery.
 
 Any other shape (a SQL expression as a value, a guard, several candidate tags, a date
 condition) is built per call by the caller, as before. A table keeps at most
@@ -23,16 +26,19 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
-from sqlalchemy import Executable, bindparam, select
+from sqlalchemy import BigInteger, Executable, Integer, String, bindparam, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.sql.elements import ClauseElement
 
 from optimist.sqlalchemy.versioned import Versioned
 
-__all__ = ["SHAPES", "Prepared", "read_one", "update_one"]
+__all__ = ["MARK", "SHAPES", "Prepared", "page_of", "read_one", "update_one"]
 
 #: The most statement shapes kept per table.
 SHAPES: Final = 256
+
+#: The label of the watermark column a first page's rows carry.
+MARK: Final = "optimist_watermark"
 
 #: A statement and the parameters to execute it with.
 Prepared: TypeAlias = tuple[Executable, dict[str, Any]]
@@ -118,4 +124,59 @@ def update_one(
         return sql_update(table).where(*clauses).values(values).returning(*table.c)
 
     shape = ("update", names, columns, expected is not None)
+    return _cached(versioned, shape, build), parameters
+
+
+def page_of(
+    versioned: Versioned,
+    scope: Mapping[str, Any],
+    *,
+    limit: int,
+    after: int | None,
+    watermark: int | None,
+    descending: bool,
+) -> Prepared:
+    """``SELECT`` up to ``limit`` rows after position ``after`` within ``watermark``.
+
+    Without a ``watermark`` (a first page) each row carries the current high-water
+    mark as :data:`MARK`.
+    """
+    names = tuple(scope)
+    first = watermark is None
+    parameters = _located((), scope)
+    parameters["optimist_limit"] = limit
+    if first:
+        parameters["optimist_sequence"] = versioned.sequence_name
+    else:
+        parameters["optimist_watermark"] = watermark
+    if after is not None:
+        parameters["optimist_after"] = after
+
+    def build() -> Executable:
+        table, order, counters = versioned.table, versioned.created_seq, versioned.counters
+        columns: list[Any] = [table]
+        bound: Any
+        if first:
+            bound = (
+                select(counters.c.value)
+                .where(counters.c.name == bindparam("optimist_sequence", type_=String()))
+                .scalar_subquery()
+            )
+            columns.append(bound.label(MARK))
+        else:
+            bound = bindparam("optimist_watermark", type_=BigInteger())
+        statement = select(*columns).where(order <= bound)
+        for index, name in enumerate(names):
+            column = table.c[name]
+            statement = statement.where(
+                column == bindparam(f"optimist_scope_{index}", type_=column.type)
+            )
+        if after is not None:
+            position = bindparam("optimist_after", type_=BigInteger())
+            statement = statement.where(order < position if descending else order > position)
+        return statement.order_by(order.desc() if descending else order.asc()).limit(
+            bindparam("optimist_limit", type_=Integer())
+        )
+
+    shape = ("page", names, first, after is not None, descending)
     return _cached(versioned, shape, build), parameters
