@@ -6,6 +6,7 @@ write in one step (no await between), as a database statement would.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 from collections.abc import AsyncIterator
@@ -33,7 +34,7 @@ from optimist.fastapi import (
     problem_responses,
 )
 from optimist.policy import PreconditionPolicy, Requirement
-from optimist.preconditions import http_date
+from optimist.preconditions import Preconditions, http_date
 from optimist.starlette import ConditionalRequest, set_etag
 
 pytestmark = pytest.mark.anyio
@@ -859,11 +860,160 @@ async def test_openapi_replaces_default_422(openapi: dict[str, Any]) -> None:
     assert "ValidationError" not in openapi["components"]["schemas"]
 
 
+PRECONDITION_HEADERS = {"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
+
+
+def header_parameters(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The header parameters of an OpenAPI operation, by name."""
+    parameters = operation.get("parameters", [])
+    return {p["name"]: p for p in parameters if p["in"] == "header"}
+
+
 async def test_openapi_documents_precondition_headers(openapi: dict[str, Any]) -> None:
     """The conditional dependency documents the four precondition headers."""
-    parameters = openapi["paths"]["/projects/{key}"]["put"]["parameters"]
-    headers = {p["name"] for p in parameters if p["in"] == "header"}
-    assert headers == {"If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since"}
+    headers = header_parameters(openapi["paths"]["/projects/{key}"]["put"])
+    assert set(headers) == PRECONDITION_HEADERS
+
+
+async def test_openapi_precondition_headers_are_optional_and_described(
+    openapi: dict[str, Any],
+) -> None:
+    """Each precondition header is an optional string header with its description."""
+    headers = header_parameters(openapi["paths"]["/admin/items/{key}"]["get"])
+    assert headers["If-None-Match"]["description"] == 'Entity-tags, or "*"'
+    for parameter in headers.values():
+        assert parameter["required"] is False
+        assert {"type": "string"} in parameter["schema"]["anyOf"]
+        assert parameter["description"] == parameter["schema"]["description"]
+
+
+async def test_openapi_precondition_headers_only_where_conditional(
+    openapi: dict[str, Any],
+) -> None:
+    """A route without the conditional dependency documents no precondition header."""
+    assert not header_parameters(openapi["paths"]["/admin/items"]["get"])
+    assert not header_parameters(openapi["paths"]["/boom"]["get"])
+
+
+async def test_conditional_takes_only_the_request() -> None:
+    """The dependency declares no Header parameters, so FastAPI validates nothing per request."""
+    assert list(inspect.signature(conditional()).parameters) == ["request"]
+
+
+async def test_conditional_reads_the_headers_it_documents() -> None:
+    """The documented headers reach ConditionalRequest, list lines joined (RFC 9110 §5.3)."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    seen: list[ConditionalRequest] = []
+
+    @app.get("/echo")
+    async def echo(cond: Strict) -> None:
+        seen.append(cond)
+
+    date = http_date(MODIFIED)
+    headers = [
+        ("If-Match", '"a"'),
+        ("If-Match", '"b"'),
+        ("If-None-Match", '"c"'),
+        ("If-Modified-Since", date),
+        ("If-Unmodified-Since", date),
+    ]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/echo", headers=headers)).status_code == 200
+    (bound,) = seen
+    assert bound.if_match == '"a", "b"'
+    assert bound.received == Preconditions(
+        if_match=(EntityTag("a"), EntityTag("b")),
+        if_none_match=(EntityTag("c"),),
+        if_modified_since=MODIFIED.replace(microsecond=0),
+        if_unmodified_since=MODIFIED.replace(microsecond=0),
+    )
+    assert set(header_parameters(app.openapi()["paths"]["/echo"]["get"])) == PRECONDITION_HEADERS
+
+
+async def guarded(cond: Strict) -> ConditionalRequest:
+    """The conditional request, through a dependency of its own."""
+    return cond
+
+
+Guarded = Annotated[ConditionalRequest, Depends(guarded)]
+
+
+def test_openapi_precondition_headers_through_a_sub_dependency() -> None:
+    """A route that gets the dependency through another dependency documents the headers."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/nested")
+    async def nested(cond: Guarded) -> None:
+        return None
+
+    router = APIRouter(dependencies=[Depends(conditional())])
+
+    @router.delete("/routed")
+    async def routed() -> None:
+        return None
+
+    app.include_router(router)
+    paths = app.openapi()["paths"]
+    assert set(header_parameters(paths["/nested"]["get"])) == PRECONDITION_HEADERS
+    assert set(header_parameters(paths["/routed"]["delete"])) == PRECONDITION_HEADERS
+
+
+@dataclass
+class Limit:
+    """A dependency that is a callable instance, unhashable like any mutable dataclass."""
+
+    most: int
+
+    async def __call__(self) -> int:
+        return self.most
+
+
+def test_openapi_with_an_unhashable_dependency() -> None:
+    """Looking for the conditional dependency copes with a dependency that is not hashable."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/limited")
+    async def limited(most: Annotated[int, Depends(Limit(3))], cond: Strict) -> None:
+        return None
+
+    operation = app.openapi()["paths"]["/limited"]["get"]
+    assert set(header_parameters(operation)) == PRECONDITION_HEADERS
+
+
+def test_openapi_keeps_a_route_s_own_precondition_header() -> None:
+    """A route that declares If-Match itself keeps its declaration, listed once."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.put("/own")
+    async def own(
+        cond: Strict,
+        if_match: Annotated[str, Header(alias="If-Match", description="Required here")],
+    ) -> None:
+        return None
+
+    parameters = app.openapi()["paths"]["/own"]["put"]["parameters"]
+    names = [p["name"] for p in parameters]
+    assert sorted(names) == sorted(PRECONDITION_HEADERS)
+    assert header_parameters({"parameters": parameters})["If-Match"]["required"] is True
+
+
+def test_openapi_precondition_headers_of_a_webhook() -> None:
+    """A webhook that depends on the dependency documents the headers too."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.webhooks.post("item-changed")
+    async def changed(cond: Strict) -> None:
+        return None
+
+    operation = app.openapi()["webhooks"]["item-changed"]["post"]
+    assert set(header_parameters(operation)) == PRECONDITION_HEADERS
 
 
 async def test_openapi_has_no_head_operations(openapi: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from optimist.errors import (
     ResourceNotFound,
     VersionConflict,
 )
-from optimist.etag import EntityTag
+from optimist.etag import ANY, EntityTag
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.preconditions import Malformed, http_date
 from optimist.starlette import (
@@ -106,6 +106,30 @@ def test_bare_tag_only_when_allowed() -> None:
 def test_no_preconditions() -> None:
     """A request without precondition fields is unconditional."""
     assert not read_preconditions(Headers(raw=[])).is_conditional
+
+
+def test_fields_are_found_among_others() -> None:
+    """The precondition fields are read wherever they stand among the other fields."""
+    raw = [(b"host", b"x"), (b"if-none-match", b'"a"'), (b"accept", b"*/*"), (b"if-match", b"*")]
+    received = read_preconditions(Headers(raw=raw))
+    assert received.if_none_match == (EntityTag("a"),)
+    assert received.if_match is ANY
+    assert received.if_modified_since is None
+
+
+def test_other_fields_are_unconditional() -> None:
+    """Fields that only resemble a precondition's name are not read as one."""
+    raw = [(b"if-matches", b'"a"'), (b"x-if-none-match", b'"b"'), (b"if-range", b'"c"')]
+    assert not read_preconditions(Headers(raw=raw)).is_conditional
+
+
+def test_bind_keeps_if_match_as_sent() -> None:
+    """A bound request keeps If-Match as sent, its lines joined, for the 412's detail."""
+    headers = [(b"if-match", b'"a"'), (b"if-match", b'"b"')]
+    bound = PROFILE.bind(Request({"type": "http", "method": "PUT", "headers": headers}))
+    assert bound.if_match == '"a", "b"'
+    assert bound.received.if_match == (EntityTag("a"), EntityTag("b"))
+    assert bound.method == "PUT"
 
 
 # -- a plain Starlette app -------------------------------------------------------------

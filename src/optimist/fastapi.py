@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from http import HTTPStatus
-from typing import Annotated, Any, Final, Literal
+from types import FunctionType
+from typing import Any, Final, Literal
 
-from fastapi import FastAPI, Header, Request
+import fastapi.routing
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optimist.etag import Comparison
@@ -64,6 +69,10 @@ _MAX_NAME: Final = 200
 # -- the precondition dependency -------------------------------------------------------
 
 
+#: The dependencies :func:`conditional` made, for :func:`document_problems` to recognise.
+_DEPENDENCIES: Final[weakref.WeakSet[Callable[..., Any]]] = weakref.WeakSet()
+
+
 def conditional(
     policy: PreconditionPolicy | None = None,
     *,
@@ -75,7 +84,9 @@ def conditional(
     """A dependency giving the route its :class:`~optimist.starlette.ConditionalRequest`.
 
     It parses and never raises; see :class:`~optimist.starlette.ConditionalProfile` for
-    the arguments. The four precondition headers appear in the route's OpenAPI.
+    the arguments. :func:`document_problems` (which :func:`install_problem_handlers`
+    calls) lists the four precondition headers in the OpenAPI of every operation that
+    depends on it.
     """
     profile = ConditionalProfile(
         policy or PreconditionPolicy(),
@@ -85,25 +96,13 @@ def conditional(
         dict(failed_extensions or {}),
     )
 
-    # The Header parameters only document the fields: they are read, list fields joined
-    # across lines (RFC 9110 §5.3), by ConditionalProfile.bind.
-    async def preconditions(
-        request: Request,
-        if_match: Annotated[
-            str | None, Header(alias="If-Match", description="Entity-tags the write expects")
-        ] = None,
-        if_none_match: Annotated[
-            str | None, Header(alias="If-None-Match", description='Entity-tags, or "*"')
-        ] = None,
-        if_modified_since: Annotated[
-            str | None, Header(alias="If-Modified-Since", description="An HTTP-date")
-        ] = None,
-        if_unmodified_since: Annotated[
-            str | None, Header(alias="If-Unmodified-Since", description="An HTTP-date")
-        ] = None,
-    ) -> ConditionalRequest:
+    # Only the request: FastAPI would parse and validate a Header parameter on every
+    # request, and bind reads the fields anyway, list fields joined across lines
+    # (RFC 9110 §5.3). document_problems documents them.
+    async def preconditions(request: Request) -> ConditionalRequest:
         return profile.bind(request)
 
+    _DEPENDENCIES.add(preconditions)
     return preconditions
 
 
@@ -371,13 +370,109 @@ def _with_problems(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+#: The fields :func:`conditional` reads, as the OpenAPI parameters of its operations.
+_PRECONDITION_HEADERS: Final = (
+    ("If-Match", "Entity-tags the write expects"),
+    ("If-None-Match", 'Entity-tags, or "*"'),
+    ("If-Modified-Since", "An HTTP-date"),
+    ("If-Unmodified-Since", "An HTTP-date"),
+)
+
+
+def _header_parameter(name: str, description: str) -> dict[str, Any]:
+    """An optional string header, as FastAPI documents ``Header(alias=name)`` of ``str | None``."""
+    schema = {
+        "anyOf": [{"type": "string"}, {"type": "null"}],
+        "description": description,
+        "title": name,
+    }
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _depends_on_conditional(dependant: Dependant) -> bool:
+    # Only a function can be one of ours; another callable may not even be hashable.
+    return any(
+        (isinstance(sub.call, FunctionType) and sub.call in _DEPENDENCIES)
+        or _depends_on_conditional(sub)
+        for sub in dependant.dependencies
+    )
+
+
+def _document_preconditions(operation: dict[str, Any]) -> None:
+    """Add the precondition headers the operation does not declare already."""
+    parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
+    # RFC 9110 §5.1: field names are case-insensitive.
+    declared = {(p.get("in"), str(p.get("name", "")).lower()) for p in parameters}
+    added = [
+        _header_parameter(name, description)
+        for name, description in _PRECONDITION_HEADERS
+        if ("header", name.lower()) not in declared
+    ]
+    # FastAPI lists path, query, header and then cookie parameters.
+    cookies = [i for i, p in enumerate(parameters) if p.get("in") == "cookie"]
+    at = cookies[0] if cookies else len(parameters)
+    parameters[at:at] = added
+
+
+def _documented_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
+    """The APIRoutes among ``routes`` as FastAPI's OpenAPI sees them.
+
+    FastAPI versions that include a router lazily keep it as one route and document its
+    routes through ``fastapi.routing.iter_route_contexts``; earlier ones copy them in.
+    """
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:
+        yield from (route for route in routes if isinstance(route, APIRoute))
+        return
+    for context in contexts(routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _conditional_operations(routes: Sequence[BaseRoute]) -> set[tuple[str, str]]:
+    """(path, method) of the operations FastAPI documents for ``routes`` that depend on
+    :func:`conditional`; of two routes with the same path and method, the later one counts.
+    """
+    uses: dict[tuple[str, str], bool] = {}
+    for route in _documented_routes(routes):
+        if route.include_in_schema:
+            conditional = _depends_on_conditional(route.dependant)
+            for method in route.methods or ():
+                uses[route.path_format, method.lower()] = conditional
+    return {operation for operation, conditional in uses.items() if conditional}
+
+
+def _with_preconditions(schema: dict[str, Any], app: FastAPI) -> dict[str, Any]:
+    """Document the precondition headers of every operation that depends on :func:`conditional`
+    (webhooks too, which FastAPI lists by path as well).
+    """
+    sections = (
+        (schema.get("paths", {}), _conditional_operations(app.routes)),
+        (schema.get("webhooks", {}), _conditional_operations(app.webhooks.routes)),
+    )
+    for operations, conditional in sections:
+        for path, method in conditional:
+            operation = operations.get(path, {}).get(method)
+            if operation is not None:
+                _document_preconditions(operation)
+    return schema
+
+
 def document_problems(app: FastAPI) -> None:
-    """Make ``/openapi.json`` describe errors as problem details (the default 422 too)."""
+    """Make ``/openapi.json`` describe errors as problem details (the default 422 too), and
+    list the precondition headers in every operation that depends on :func:`conditional`.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _with_problems(build())
+            app.openapi_schema = _with_problems(_with_preconditions(build(), app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -72,27 +72,48 @@ _INTERNAL_DETAIL: Final = "The server could not complete the request."
 FailedDetail = Callable[[EntityTag | None, str | None], str]
 
 
-def _joined(headers: Headers, name: str) -> str | None:
+_FIELDS: Final = frozenset(
+    {b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since"}
+)
+_UNCONDITIONAL: Final = Preconditions()
+
+
+def _lines(headers: Headers) -> dict[bytes, list[str]]:
+    """The precondition field lines of a request by (lower-case) name, in one pass."""
+    lines: dict[bytes, list[str]] = {}
+    for name, value in headers.raw:
+        if name in _FIELDS:
+            lines.setdefault(name, []).append(value.decode("latin-1"))
+    return lines
+
+
+def _joined(lines: Mapping[bytes, list[str]], name: bytes) -> str | None:
     # RFC 9110 §5.3: several field lines of a list-based field are one comma-joined list.
-    values = headers.getlist(name)
+    values = lines.get(name)
     return ", ".join(values) if values else None
 
 
-def _single(headers: Headers, name: str) -> str | None:
+def _single(lines: Mapping[bytes, list[str]], name: bytes) -> str | None:
     # A date sent twice is not an HTTP-date; RFC 9110 §13.1.3/§13.1.4: ignore it.
-    values = headers.getlist(name)
-    return values[0] if len(values) == 1 else None
+    values = lines.get(name)
+    return values[0] if values is not None and len(values) == 1 else None
+
+
+def _parse(lines: Mapping[bytes, list[str]], allow_bare: bool) -> Preconditions:
+    if not lines:  # most requests carry no precondition: nothing to parse
+        return _UNCONDITIONAL
+    return Preconditions.parse(
+        if_match=_joined(lines, b"if-match"),
+        if_none_match=_joined(lines, b"if-none-match"),
+        if_modified_since=_single(lines, b"if-modified-since"),
+        if_unmodified_since=_single(lines, b"if-unmodified-since"),
+        allow_bare=allow_bare,
+    )
 
 
 def read_preconditions(headers: Headers, *, allow_bare: bool = False) -> Preconditions:
     """The four precondition fields of a request, parsed once; never raises."""
-    return Preconditions.parse(
-        if_match=_joined(headers, "if-match"),
-        if_none_match=_joined(headers, "if-none-match"),
-        if_modified_since=_single(headers, "if-modified-since"),
-        if_unmodified_since=_single(headers, "if-unmodified-since"),
-        allow_bare=allow_bare,
-    )
+    return _parse(_lines(headers), allow_bare)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +136,12 @@ class ConditionalProfile:
 
     def bind(self, request: HTTPConnection) -> ConditionalRequest:
         """Parse the request's preconditions and remember them for its error responses."""
-        headers = request.headers
+        lines = _lines(request.headers)
         bound = ConditionalRequest(
             profile=self,
             method=request.scope.get("method", "GET"),
-            received=read_preconditions(headers, allow_bare=self.allow_bare),
-            if_match=_joined(headers, "if-match"),
+            received=_parse(lines, self.allow_bare),
+            if_match=_joined(lines, b"if-match"),
         )
         request.scope[_BOUND] = bound
         return bound
@@ -365,7 +386,7 @@ class VectorClockMiddleware:
             await self.app(scope, receive, send)
             return
         state: dict[str, Any] = scope.setdefault("state", {})
-        sent = _joined(Headers(scope=scope), "if-match")
+        sent = _joined(_lines(Headers(scope=scope)), b"if-match")
         if sent is not None and not _wildcard(sent):
             try:
                 clock = VectorClock.from_header(sent)
