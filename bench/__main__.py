@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--render", action="store_true", help="only redraw the report")
     add = parser.add_argument
     add("--seconds", type=float, default=defaults.seconds, help="per measurement (%(default)s)")
+    add(
+        "--rounds",
+        type=int,
+        default=defaults.rounds,
+        help="measurements of each cell, the servers taking turns (%(default)s)",
+    )
     add("--warmup", type=float, default=defaults.warmup, help="per server (%(default)s)")
     add("--connections", type=int, default=defaults.connections, help="wrk's (%(default)s)")
     add("--rows", type=int, default=defaults.rows, help="items in the list (%(default)s)")
@@ -130,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         "--quiet",
         type=float,
         default=defaults.quiet,
-        help="before each server, wait until other processes use at most this share of "
+        help="before each round, wait until other processes use at most this share of "
         "the CPUs, e.g. 0.2 (default: measure and record it, never wait)",
     )
     add("--quiet-wait", type=float, default=defaults.quiet_wait, help="at most (%(default)s s)")
@@ -150,9 +156,12 @@ def main() -> None:
     suites = arguments.suites or list(SUITES)
     if arguments.depth >= arguments.rows:
         parser.error("--depth must be below --rows")
+    if arguments.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if "http" in suites:
         settings = Settings(
             seconds=arguments.seconds,
+            rounds=arguments.rounds,
             warmup=arguments.warmup,
             connections=arguments.connections,
             rows=arguments.rows,

@@ -1,11 +1,16 @@
-"""The chart of docs/benchmarks.md: throughput per scenario, one panel per configuration."""
+"""The chart of docs/benchmarks.md: throughput per scenario, one panel per configuration.
+
+Each bar is a cell's median; its whisker spans the smallest to the largest measurement.
+"""
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from bench.report import configurations, measurements
 from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS
 from bench.subjects import SUBJECTS
 
@@ -31,38 +36,35 @@ def draw(data: Mapping[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         return False
-    measurements = data["measurements"]
-    configurations: list[tuple[str, int]] = []
-    for figure in measurements:
-        where = (figure["backend"], figure["workers"])
-        if where not in configurations:
-            configurations.append(where)
-    if not configurations:
+    drawn = configurations(data)
+    if not drawn:
         return False
-    subjects = [s for s in SUBJECTS if any(f["subject"] == s.name for f in measurements)]
+    present = {figure["subject"] for figure in data["measurements"]}
+    subjects = [subject for subject in SUBJECTS if subject.name in present]
     scenarios = [*ITEM_SCENARIOS, *PAGE_SCENARIOS]
-    columns = 2 if len(configurations) > 1 else 1
-    rows = (len(configurations) + columns - 1) // columns
+    columns = 2 if len(drawn) > 1 else 1
+    rows = (len(drawn) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 3.6 * rows), squeeze=False)
     width = 0.8 / len(subjects)
-    for panel, (backend, workers) in zip(axes.flat, configurations, strict=False):
+    for panel, (backend, workers) in zip(axes.flat, drawn, strict=False):
         for index, subject in enumerate(subjects):
-            heights = []
+            heights, below, above = [], [], []
             for scenario in scenarios:
-                rate = next(
-                    (
-                        f["per_second"]
-                        for f in measurements
-                        if (f["backend"], f["workers"], f["subject"], f["scenario"])
-                        == (backend, workers, subject.name, scenario)
-                    ),
-                    0.0,
-                )
-                heights.append(rate)
+                found = list(measurements(data, backend, workers, subject.name, scenario).values())
+                median = statistics.median(found) if found else 0.0
+                heights.append(median)
+                below.append(median - min(found, default=0.0))
+                above.append(max(found, default=0.0) - median)
             offset = (index - (len(subjects) - 1) / 2) * width
             positions = [x + offset for x in range(len(scenarios))]
             panel.bar(
-                positions, heights, width, label=subject.label, color=_COLOURS.get(subject.name)
+                positions,
+                heights,
+                width,
+                yerr=[below, above],
+                error_kw={"elinewidth": 0.8, "capsize": 1.5},
+                label=subject.label,
+                color=_COLOURS.get(subject.name),
             )
         name = "SQLite" if backend == "sqlite" else "PostgreSQL"
         panel.set_title(f"{name}, {workers} worker{'s' * (workers > 1)}", fontsize=10)
@@ -70,7 +72,7 @@ def draw(data: Mapping[str, Any], path: Path) -> bool:
         panel.set_ylabel("responses / s", fontsize=8)
         panel.tick_params(axis="y", labelsize=8)
         panel.grid(axis="y", alpha=0.3)
-    for panel in list(axes.flat)[len(configurations) :]:
+    for panel in list(axes.flat)[len(drawn) :]:
         panel.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="upper center", ncol=len(subjects), fontsize=9)

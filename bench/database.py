@@ -31,6 +31,7 @@ __all__ = [
     "HOT_ROWS",
     "POSTGRES_ADMIN",
     "RACE_ROW",
+    "connection_limit",
     "counter_of",
     "fill",
     "maintain",
@@ -58,6 +59,15 @@ async def scratch_postgres(name: str) -> AsyncIterator[str]:
             yield f"postgresql+asyncpg://root@127.0.0.1:5432/{name}"
         finally:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def connection_limit() -> int:
+    """The PostgreSQL server's ``max_connections``: every user's connections together."""
+    admin = await asyncpg.connect(POSTGRES_ADMIN)
+    try:
+        return int(await admin.fetchval("SHOW max_connections"))
     finally:
         await admin.close()
 

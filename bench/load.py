@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-__all__ = ["INSTALL_HINT", "Load", "LoadUnavailable", "write_etags", "wrk", "wrk_version"]
+__all__ = [
+    "INSTALL_HINT",
+    "Load",
+    "LoadUnavailable",
+    "write_etags",
+    "wrk",
+    "wrk_seconds",
+    "wrk_version",
+]
 
 SCRIPT: Final = Path(__file__).resolve().parent / "lua" / "bench.lua"
 INSTALL_HINT: Final = (
@@ -77,6 +85,11 @@ def _lua_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def wrk_seconds(seconds: float) -> int:
+    """How long wrk loads when asked for ``seconds``: whole seconds, at least one."""
+    return max(1, round(seconds))
+
+
 def wrk(
     base_url: str,
     arguments: Sequence[str],
@@ -90,7 +103,7 @@ def wrk(
     if host != "127.0.0.1":
         raise ValueError(f"load goes to 127.0.0.1 only, not {host}")
     command = [
-        _binary(), "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        _binary(), "-t1", f"-c{connections}", f"-d{wrk_seconds(seconds)}s",
         f"--timeout={timeout:g}s", "-s", str(SCRIPT), base_url, "--", *arguments,
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)

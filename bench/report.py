@@ -2,12 +2,17 @@
 
 Every figure that matters is a ratio of two throughputs measured in the same run, on
 the same machine, by the same load generator; the targets are checked against those
-ratios, per backend and worker count.
+ratios, per backend and worker count. A cell measured in several rounds counts as the
+median of its measurements; a target's ratio divides two medians, and each round's own
+ratio (of that round's two measurements) says whether the verdict holds round by round.
+Result files from before rounds hold one measurement per cell, counted as round 1.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -15,7 +20,7 @@ from typing import Any, Final
 from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS, SCENARIOS
 from bench.subjects import SUBJECTS
 
-__all__ = ["Target", "render_http", "targets"]
+__all__ = ["Target", "configurations", "measurements", "rate", "render_http", "targets"]
 
 _LABELS: Final = {subject.name: subject.label for subject in SUBJECTS}
 _BACKEND_LABELS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -23,20 +28,26 @@ _BACKEND_LABELS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 Figures = Mapping[str, Any]
 
 
-def _rate(data: Figures, backend: str, workers: int, subject: str, scenario: str) -> float | None:
-    for figure in data["measurements"]:
-        if (figure["backend"], figure["workers"], figure["subject"], figure["scenario"]) == (
-            backend,
-            workers,
-            subject,
-            scenario,
-        ):
-            rate: float = figure["per_second"]
-            return rate
-    return None
+def measurements(
+    data: Figures, backend: str, workers: int, subject: str, scenario: str
+) -> dict[int, float]:
+    """One cell's throughputs by round (empty: not measured)."""
+    return {
+        figure.get("round", 1): figure["per_second"]
+        for figure in data["measurements"]
+        if (figure["backend"], figure["workers"], figure["subject"], figure["scenario"])
+        == (backend, workers, subject, scenario)
+    }
 
 
-def _configurations(data: Figures) -> list[tuple[str, int]]:
+def rate(data: Figures, backend: str, workers: int, subject: str, scenario: str) -> float | None:
+    """One cell's figure: the median of its measurements (None: not measured)."""
+    found = measurements(data, backend, workers, subject, scenario)
+    return statistics.median(found.values()) if found else None
+
+
+def configurations(data: Figures) -> list[tuple[str, int]]:
+    """The (backend, workers) pairs measured, in the order of the run."""
     seen: list[tuple[str, int]] = []
     for figure in data["measurements"]:
         where = (figure["backend"], figure["workers"])
@@ -53,8 +64,9 @@ def _where(backend: str, workers: int) -> str:
 class Target:
     """A ratio a configuration must reach (or stay under), and what it reached.
 
-    ``reference`` is the raw-driver endpoint's own value of the same ratio, where it has
-    one: how far the machine and the backend alone move it.
+    ``measured`` divides two medians; ``per_round`` holds the same ratio of each round's
+    own two measurements. ``reference`` is the raw-driver endpoint's own value of the
+    same ratio, where it has one: how far the machine and the backend alone move it.
     """
 
     name: str
@@ -63,12 +75,27 @@ class Target:
     measured: float | None
     at_most: bool = False
     reference: float | None = None
+    per_round: tuple[float | None, ...] = ()
+
+    def meets(self, value: float | None) -> bool | None:
+        """Whether ``value`` reaches the target (None: not measured)."""
+        if value is None or math.isnan(value):
+            return None
+        return value <= self.wanted if self.at_most else value >= self.wanted
 
     @property
     def met(self) -> bool | None:
-        if self.measured is None or math.isnan(self.measured):
+        return self.meets(self.measured)
+
+    @property
+    def rounds_agreeing(self) -> tuple[int, int] | None:
+        """In how many rounds that round's own ratio gives the medians' verdict, of how many."""
+        verdict = self.met
+        judged = [self.meets(value) for value in self.per_round]
+        counted = [one for one in judged if one is not None]
+        if verdict is None or not counted:
             return None
-        return self.measured <= self.wanted if self.at_most else self.measured >= self.wanted
+        return sum(one == verdict for one in counted), len(counted)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -77,26 +104,54 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator
 
 
+Cell = tuple[str, str]  # (subject, scenario)
+
+
+def _compare(
+    data: Figures, backend: str, workers: int, top: Cell, bottom: Cell
+) -> tuple[float | None, tuple[float | None, ...]]:
+    """``top`` ÷ ``bottom``: the ratio of the medians, and the ratio in each round of both."""
+    above = measurements(data, backend, workers, *top)
+    below = measurements(data, backend, workers, *bottom)
+    medians = _ratio(rate(data, backend, workers, *top), rate(data, backend, workers, *bottom))
+    rounds = sorted(above.keys() & below.keys())
+    return medians, tuple(_ratio(above[turn], below[turn]) for turn in rounds)
+
+
+def _target(
+    data: Figures,
+    backend: str,
+    workers: int,
+    name: str,
+    wanted: float,
+    *,
+    top: Cell,
+    bottom: Cell,
+    at_most: bool = False,
+    raw_own: bool = False,
+) -> Target:
+    """The target ``top`` ÷ ``bottom`` against ``wanted``; ``raw_own``: with the raw endpoint's."""
+    measured, per_round = _compare(data, backend, workers, top, bottom)
+    reference = None
+    if raw_own:
+        reference = _compare(data, backend, workers, ("raw", top[1]), ("raw", bottom[1]))[0]
+    where = _where(backend, workers)
+    return Target(name, where, wanted, measured, at_most, reference, per_round)
+
+
 def targets(data: Figures) -> list[Target]:
     """Every target of the benchmark, per backend and worker count."""
     found: list[Target] = []
-    for backend, workers in _configurations(data):
-        where = _where(backend, workers)
-
-        def rate(subject: str, scenario: str) -> float | None:
-            return _rate(data, backend, workers, subject, scenario)  # noqa: B023
-
-        def own(subject: str, numerator: str, denominator: str) -> float | None:
-            return _ratio(rate(subject, numerator), rate(subject, denominator))
-
-        conditional = rate("optimist", "patch_if_match")
+    for backend, workers in configurations(data):
+        target = functools.partial(_target, data, backend, workers)
+        conditional = ("optimist", "patch_if_match")
         found.append(
-            Target(
+            target(
                 "conditional PATCH ≥ 0.90× our unconditional PATCH",
-                where,
                 0.90,
-                own("optimist", "patch_if_match", "patch"),
-                reference=own("raw", "patch_if_match", "patch"),
+                top=conditional,
+                bottom=("optimist", "patch"),
+                raw_own=True,
             )
         )
         for name, wanted, baseline in (
@@ -104,29 +159,30 @@ def targets(data: Figures) -> list[Target]:
             ("conditional PATCH ≥ 3× seed 003's pattern", 3.0, "seed"),
             ("conditional PATCH ≥ 10× Kinto's", 10.0, "kinto"),
         ):
-            if rate(baseline, "patch_if_match") is None and baseline == "kinto":
+            if baseline == "kinto" and not measurements(
+                data, backend, workers, baseline, "patch_if_match"
+            ):
                 continue
-            measured = _ratio(conditional, rate(baseline, "patch_if_match"))
-            found.append(Target(name, where, wanted, measured))
+            found.append(target(name, wanted, top=conditional, bottom=(baseline, "patch_if_match")))
         found.append(
-            Target(
+            target(
                 "304 ≥ 1.3× a full GET",
-                where,
                 1.3,
-                own("optimist", "revalidate", "get"),
-                reference=own("raw", "revalidate", "get"),
+                top=("optimist", "revalidate"),
+                bottom=("optimist", "get"),
+                raw_own=True,
             )
         )
         # "Within 1.5×": the deep page takes at most 1.5 times as long as page 1, i.e.
         # page 1's throughput is at most 1.5 times the deep page's.
         found.append(
-            Target(
+            target(
                 "deep page within 1.5× of page 1 (time per page)",
-                where,
                 1.5,
-                own("optimist", "page_first", "page_deep"),
+                top=("optimist", "page_first"),
+                bottom=("optimist", "page_deep"),
                 at_most=True,
-                reference=own("raw", "page_first", "page_deep"),
+                raw_own=True,
             )
         )
     return found
@@ -141,7 +197,7 @@ def _lost_rows(data: Figures) -> list[list[str]]:
         verdict = "not measured" if lost is None else "met" if lost == 0 else "**not met**"
         rows.append(
             [
-                "0 lost updates (16 × 25 increments)",
+                f"0 lost updates ({race['clients']} × {race['increments']} increments)",
                 _where(race["backend"], race["workers"]),
                 f"{'–' if lost is None else lost} lost of {race['acknowledged']} acknowledged",
                 "–",
@@ -175,28 +231,55 @@ def _subjects_in(data: Figures) -> list[str]:
     return [subject.name for subject in SUBJECTS if subject.name in present]
 
 
+def _rounds(data: Figures) -> int:
+    """How many rounds the run measured (1 in result files from before rounds)."""
+    rounds: int = data["settings"].get("rounds", 1)
+    return rounds
+
+
+def _cell(found: Mapping[int, float]) -> str:
+    """A cell's median and, measured more than once, its largest ÷ smallest measurement."""
+    if not found:
+        return "–"
+    values = list(found.values())
+    median = _number(statistics.median(values))
+    low, high = min(values), max(values)
+    if len(values) < 2 or low <= 0:
+        return median
+    return f"{median} ({high / low:.2f})"
+
+
 def _throughput(data: Figures) -> list[str]:
     subjects = _subjects_in(data)
+    settings = data["settings"]
+    rounds = _rounds(data)
+    if rounds > 1:
+        each = (
+            f"Each cell is the median of {rounds} measurements of {settings['seconds']:g} s "
+            "(one per round), with, in brackets, the largest of them divided by the smallest"
+        )
+    else:
+        each = f"Each cell is one measurement of {settings['seconds']:g} s"
     lines = [
         "## Throughput",
         "",
-        "Responses per second (2xx and 3xx only) over "
-        f"{data['settings']['seconds']:g} s per cell, {data['settings']['connections']} "
-        "connections; the ratio columns divide optimist's figure by the baseline's, "
-        "from the same run. p50/p99 latencies are in the JSON.",
+        f"Responses per second (2xx and 3xx only), {settings['connections']} connections. "
+        f"{each}; the ratio columns divide optimist's median by the baseline's. Every "
+        "measurement and its p50/p99 latencies are in the JSON.",
         "",
     ]
     baselines = [subject for subject in subjects if subject != "optimist"]
-    for backend, workers in _configurations(data):
+    for backend, workers in configurations(data):
         lines += [f"### {_where(backend, workers)}", ""]
         header = ["scenario", *(_LABELS[s] for s in subjects)]
         header += [f"optimist ÷ {_LABELS[s]}" for s in baselines]
         rows = []
         for scenario in (*ITEM_SCENARIOS, *PAGE_SCENARIOS):
-            rates = {s: _rate(data, backend, workers, s, scenario) for s in subjects}
-            if all(rate is None for rate in rates.values()):
+            found = {s: measurements(data, backend, workers, s, scenario) for s in subjects}
+            if not any(found.values()):
                 continue
-            row = [SCENARIOS[scenario], *(_number(rates[s]) for s in subjects)]
+            rates = {s: rate(data, backend, workers, s, scenario) for s in subjects}
+            row = [SCENARIOS[scenario], *(_cell(found[s]) for s in subjects)]
             row += [_times(_ratio(rates.get("optimist"), rates[s])) for s in baselines]
             rows.append(row)
         lines += [*_table(header, rows, ["---", *["---:"] * (len(header) - 1)]), ""]
@@ -272,7 +355,14 @@ def _races(data: Figures) -> list[str]:
 def _targets(data: Figures) -> list[str]:
     def verdict(target: Target) -> str:
         met = target.met
-        return "not measured" if met is None else "met" if met else "**not met**"
+        if met is None:
+            return "not measured"
+        said = "met" if met else "**not met**"
+        agreeing = target.rounds_agreeing
+        if agreeing is None or _rounds(data) < 2:
+            return said
+        held, counted = agreeing
+        return f"{said} ({held}/{counted} rounds)"
 
     def shown(target: Target, value: float | None) -> str:
         if value is None or math.isnan(value):
@@ -281,11 +371,18 @@ def _targets(data: Figures) -> list[str]:
         close = abs(value - target.wanted) < 0.005
         return f"{value:.3f}×" if close else f"{value:.2f}×"
 
+    def measured(target: Target) -> str:
+        per_round = [value for value in target.per_round if value is not None]
+        if len(per_round) < 2 or target.measured is None:
+            return shown(target, target.measured)
+        low, high = min(per_round), max(per_round)
+        return f"{shown(target, target.measured)} ({low:.2f}–{high:.2f}×)"
+
     rows = [
         [
             target.name,
             target.where,
-            shown(target, target.measured),
+            measured(target),
             shown(target, target.reference),
             verdict(target),
         ]
@@ -293,12 +390,20 @@ def _targets(data: Figures) -> list[str]:
     ]
     rows += _lost_rows(data)
     header = ["target", "configuration", "optimist", "raw driver's own", "verdict"]
+    if _rounds(data) > 1:
+        how = (
+            "Each ratio divides two medians from the same run; in brackets beside it, the "
+            "lowest and the highest of the same ratio computed round by round (from the "
+            "round's own two measurements, taken within the same minute), and beside the "
+            "verdict, in how many rounds that ratio gives the same verdict."
+        )
+    else:
+        how = "Each ratio is of two throughputs from the same run."
     return [
         "## Targets",
         "",
-        "Each ratio is of two throughputs from the same run. *Raw driver's own* is the "
-        "same ratio for the raw endpoint, where it has one: what the backend and the "
-        "machine alone do to it.",
+        f"{how} *Raw driver's own* is the same ratio for the raw endpoint, where it has "
+        "one: what the backend and the machine alone do to it.",
         "",
         *_table(header, rows),
         "",
@@ -321,24 +426,78 @@ def _skipped(data: Figures) -> list[str]:
 
 
 def _quiet(data: Figures) -> str:
-    """How busy other processes kept the machine, sampled before each server started."""
-    samples = [
-        entry["others_busy"] for entry in data.get("quiet", []) if entry["others_busy"] is not None
-    ]
-    if not samples:
+    """How busy other processes kept the machine, sampled before each round (or server)."""
+    entries = [entry for entry in data.get("quiet", []) if entry["others_busy"] is not None]
+    if not entries:
         return ""
-    noisy = [
-        f"{_where(entry['backend'], entry['workers'])}, {_LABELS[entry['subject']]}"
-        for entry in data["quiet"]
-        if (entry["others_busy"] or 0) > 0.25
-    ]
+
+    def sampled(entry: Mapping[str, Any]) -> str:
+        where = _where(entry["backend"], entry["workers"])
+        if "subject" in entry:
+            return f"{where}, {_LABELS[entry['subject']]}"
+        return f"{where}, round {entry['round']}"
+
+    samples = [entry["others_busy"] for entry in entries]
+    noisy = [sampled(entry) for entry in entries if entry["others_busy"] > 0.25]
+    before = "each server started" if "subject" in entries[0] else "each round"
     text = (
         f"; other processes kept {min(samples):.0%} to {max(samples):.0%} of the CPUs busy "
-        "in the second before each server started"
+        f"in the second before {before}"
     )
     if noisy:
         text += " (over 25 % before: " + "; ".join(noisy) + ")"
     return text
+
+
+def _groups(data: Figures) -> str:
+    """Where the servers ran in groups, and which (nothing where they all ran at once)."""
+    split = [entry for entry in data.get("groups", []) if len(entry["groups"]) > 1]
+    if not split:
+        return ""
+    where = "; ".join(
+        f"{_where(entry['backend'], entry['workers'])}: "
+        + ", then ".join(" and ".join(_LABELS[name] for name in group) for group in entry["groups"])
+        for entry in split
+    )
+    return (
+        " Where the servers' connection pools together would not fit in the shared "
+        "PostgreSQL server's connection limit (less what its other users need), they ran "
+        f"in groups ({where}): each group was started, warmed up, measured and stopped in "
+        "its turn of every round, the order of the groups rotated as well, and raced in "
+        "its turn of the last round; ratios between servers of different groups come "
+        "from measurements further apart."
+    )
+
+
+def _method(data: Figures) -> str:
+    """How the servers were measured, in the words of the run's own settings."""
+    settings = data["settings"]
+    seconds = f"{settings['seconds']:g} s"
+    if "rounds" not in settings:
+        return (
+            "Each server in turn was started, warmed up, measured once per scenario for "
+            f"{seconds}, raced and stopped."
+        )
+    rounds = settings["rounds"]
+    quiet = ""
+    if settings.get("quiet") is not None:
+        quiet = (
+            f" and waits (for at most {settings['quiet_wait']:g} s) until other processes "
+            f"use at most {settings['quiet']:.0%} of the CPUs"
+        )
+    return (
+        "For each backend and worker count the harness starts every server at once, each "
+        f"on its own port, and warms each up (GETs, then PATCHes, {settings['warmup']:g} s "
+        f"each). Then it measures in {rounds} round{'s' * (rounds > 1)}: in each round, "
+        f"scenario by scenario, each server in turn for {seconds} while the others sit "
+        "idle, the order of the servers rotated by one from round to round, so that a "
+        "drift of the shared machine's state falls on every server alike. Before each "
+        "round it vacuums and analyses the PostgreSQL table (checkpoints SQLite's "
+        f"write-ahead log){quiet}. The contention and lost-update runs follow the rounds, "
+        "once per server. The servers of a backend share the table and write the same "
+        "rows; the If-Match scenario reads each row's current ETag from the server under "
+        f"test just before each of its runs.{_groups(data)}"
+    )
 
 
 def render_http(data: Figures, chart: str | None) -> list[str]:
@@ -362,7 +521,7 @@ def render_http(data: Figures, chart: str | None) -> list[str]:
         "writes it), **raw driver** (`bench/apps/raw_app.py`: Starlette and "
         "asyncpg/aiosqlite, the same compare-and-set by hand), **seed 003 pattern** "
         "(`bench/apps/seed_app.py`: FastAPI and the SQLAlchemy ORM, fetch, compare in "
-        "Python, commit) and **Kinto** (from PyPI, PostgreSQL only).",
+        "Python, commit) and **Kinto** (from PyPI, PostgreSQL only). " + _method(data),
         "",
     ]
     if chart:

@@ -3,7 +3,9 @@
 Each scenario first sends one request of its kind with httpx and checks the answer
 (a 304 that is a 304, a stale If-Match that is a 412, a deep page that starts
 100 000 items in), then measures with wrk. The If-Match scenario starts from the
-current ETag of each of its rows, read just before it runs.
+current ETag of each of its rows, read from the subject itself just before each run:
+the subjects of a backend write the same rows, one after another, so tags read at any
+earlier point (another round, another subject's turn) may have been replaced since.
 """
 
 from __future__ import annotations
@@ -140,8 +142,9 @@ async def measure(running: Running, scenario: str, settings: Measure) -> Load:
         elif scenario == "patch":
             arguments = ["patch", prefix, "1", rows, body]
         else:
+            # Read now, after every earlier writer (this subject's check above included).
             tags = await _etags(running, range(1, HOT_ROWS + 1))
-            table = write_etags(settings.workdir / "etags.lua", tags)
+            table = write_etags(settings.workdir / f"etags-{subject.name}.lua", tags)
             arguments = ["patch_if_match", prefix, "1", rows, body, str(table)]
     load = wrk(running.url, arguments, seconds=settings.seconds, connections=settings.connections)
     running.check()

@@ -42,7 +42,9 @@ class Subject:
     item's path; a write's body is ``{"counter": n}`` wrapped in ``request_envelope``,
     and a document comes back wrapped in ``response_envelope``. ``deep_page(after,
     watermark)`` is the path of the list page after position ``after`` (None: no list),
-    and ``list_members`` lead to a page's items.
+    and ``list_members`` lead to a page's items. ``connections`` is the most PostgreSQL
+    connections one of its worker processes opens (its pool's size and overflow), which
+    an idle server keeps open while the others are measured.
     """
 
     name: str
@@ -55,6 +57,7 @@ class Subject:
     interface: str = "asgi3"
     factory: bool = True
     list_members: tuple[str, ...] = ("data",)
+    connections: int = 10
     ready_path: str = "/items/1"
     python: str = sys.executable
     env: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +113,7 @@ OPTIMIST: Final = Subject(
     target="bench.apps.optimist_app:create_app",
     item_prefix="/items/",
     deep_page=_optimist_page,
+    connections=20,  # optimist.sqlalchemy.POSTGRES_POOL: 20, no overflow
 )
 RAW: Final = Subject(
     name="raw",
@@ -117,6 +121,7 @@ RAW: Final = Subject(
     target="bench.apps.raw_app:create_app",
     item_prefix="/items/",
     deep_page=lambda after, _watermark: f"/items?limit={PAGE_SIZE}&after={after}",
+    connections=10,  # asyncpg's pool, max_size 10
 )
 SEED: Final = Subject(
     name="seed",
@@ -126,6 +131,7 @@ SEED: Final = Subject(
     response_envelope="result",
     deep_page=lambda after, _watermark: f"/items?limit={PAGE_SIZE}&offset={after}",
     list_members=("result", "items"),
+    connections=15,  # SQLAlchemy's default pool: 5 and 10 overflow
 )
 KINTO: Final = Subject(
     name="kinto",
@@ -137,6 +143,7 @@ KINTO: Final = Subject(
     interface="wsgi",
     factory=False,
     ready_path="/v1/",
+    connections=10,  # one per thread of uvicorn's WSGI pool
 )
 
 #: Every subject, in the order of the report.

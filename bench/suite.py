@@ -1,10 +1,22 @@
 """The HTTP suite: every subject, every scenario, on SQLite and PostgreSQL, 1 and 2 workers.
 
 For each backend the harness makes a database (a SQLite file; a scratch PostgreSQL
-database on 127.0.0.1:5432, dropped at the end) and fills it with ``rows`` items;
-for each worker count it starts each subject in turn, warms it up, measures every
-scenario with wrk, runs the contention and the lost-update races, and stops it.
-Kinto runs on PostgreSQL only (it has no SQLite backend), on a database of its own.
+database on 127.0.0.1:5432, dropped at the end) and fills it with ``rows`` items.
+For each worker count it starts every subject at once, each on its own port, and
+warms each up; then it measures in ``rounds`` rounds: in each round, scenario by
+scenario, each subject in turn while the others sit idle, the order of the subjects
+rotated by one from round to round. A drift of the shared machine's state over the
+minutes of a configuration thus falls on every subject alike, and each cell has one
+measurement per round. The contention and lost-update races follow, once per subject;
+then the servers stop. Kinto runs on PostgreSQL only (it has no SQLite backend), on a
+database of its own.
+
+An idle server keeps the PostgreSQL connections its pools opened, and the shared
+server's ``max_connections`` counts everyone's together. Where the subjects' pools
+would not fit in that less :data:`HEADROOM`, they run in groups that do (see
+:func:`groups`): each group is started, warmed up, measured and stopped in its turn of
+every round, the order of the groups rotated as well, and races in its turn of the
+last round.
 """
 
 from __future__ import annotations
@@ -14,23 +26,24 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from bench import kinto
 from bench.database import (
     CONTENTION_ROW,
     RACE_ROW,
+    connection_limit,
     fill,
     maintain,
     scratch_postgres,
     sqlite_url,
 )
-from bench.load import LoadUnavailable, wrk_version
+from bench.load import LoadUnavailable, wrk_seconds, wrk_version
 from bench.races import contention, lost_updates
 from bench.scenarios import (
     ITEM_SCENARIOS,
@@ -43,18 +56,31 @@ from bench.scenarios import (
 from bench.servers import Running, ServerFailed, fast_stack, serving
 from bench.subjects import SECRET, SUBJECTS, Subject
 
-__all__ = ["BACKENDS", "Settings", "run"]
+__all__ = [
+    "BACKENDS",
+    "HEADROOM",
+    "Settings",
+    "expected_seconds",
+    "groups",
+    "rotation",
+    "run",
+]
 
 BACKENDS: Final = ("sqlite", "postgresql")
 _DATABASE: Final = "optimist_bench"
 _KINTO_DATABASE: Final = "optimist_bench_kinto"
+#: PostgreSQL connections left to the server's other users and to the harness itself
+#: (other people's test runs were seen holding up to 32 at once).
+HEADROOM: Final = 40
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """What to run and for how long (seconds are per measurement)."""
+    """What to run and for how long (seconds per measurement, one measurement a round)."""
 
     seconds: float = 5.0
+    rounds: int = 3
     warmup: float = 1.0
     connections: int = 32
     rows: int = 200_000
@@ -67,7 +93,7 @@ class Settings:
     contention_seconds: float = 5.0
     race_clients: int = 16
     race_increments: int = 25
-    #: Wait before each server until other processes use at most this share of the
+    #: Wait before each round until other processes use at most this share of the
     #: CPUs (None: never wait), for at most quiet_wait seconds.
     quiet: float | None = None
     quiet_wait: float = 300.0
@@ -131,42 +157,177 @@ class _Recorder:
     races: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     busy: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     def skip(self, subject: str, reason: str, **where: Any) -> None:
         _log(f"  skipping {subject}: {reason}")
         self.skipped.append({"subject": subject, "reason": reason, **where})
 
 
-async def _run_subject(
+def rotation(items: Sequence[_T], turn: int) -> list[_T]:
+    """``items`` rotated left by ``turn`` places: round ``turn`` starts with another item."""
+    if not items:
+        return []
+    shift = turn % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def _serves(subject: Subject, scenario: str) -> bool:
+    """Whether ``subject`` has what ``scenario`` loads (Kinto has no list here)."""
+    return scenario not in PAGE_SCENARIOS or subject.deep_page is not None
+
+
+def _present(settings: Settings, backend: str) -> list[Subject]:
+    """The selected subjects that run on ``backend``."""
+    return [
+        subject
+        for subject in SUBJECTS
+        if subject.name in settings.subjects and (subject.name != "kinto" or backend != "sqlite")
+    ]
+
+
+#: What a run costs beyond the load itself, in seconds, as timed on the 2-core machine
+#: (two runs, 15 minutes and 100 seconds long): per measurement (wrk's start, the check
+#: requests), the If-Match scenario's reading of 1 000 ETags, per server (start and
+#: stop), the contention clients' last backoff, per increment of the lost-update race,
+#: per round (maintenance, the one-second sample of the machine) and per backend (the
+#: fill, and Kinto's migration and records).
+_PER_MEASUREMENT: Final = 0.3
+_PER_ETAG_READ: Final = 1.5
+_PER_SERVER: Final = 5.0
+_CONTENTION_TAIL: Final = 3.5
+_PER_INCREMENT: Final = 0.04
+_PER_ROUND: Final = 2.0
+_PER_BACKEND: Final = 10.0
+
+
+def groups(subjects: Sequence[Subject], workers: int, budget: int | None) -> list[list[Subject]]:
+    """``subjects`` in groups whose servers' connections fit ``budget`` together.
+
+    None: no limit, one group. Greedy in the given order: a subject joins the last
+    group while that fits, else starts the next (alone, if it needs more by itself).
+    """
+    packed: list[list[Subject]] = []
+    used = 0
+    for subject in subjects:
+        need = subject.connections * workers
+        if packed and (budget is None or used + need <= budget):
+            packed[-1].append(subject)
+            used += need
+        else:
+            packed.append([subject])
+            used = need
+    return packed
+
+
+def expected_seconds(settings: Settings, budget: int | None = None) -> float:
+    """About how long :func:`run` takes, waits for quiet aside.
+
+    ``budget``: the PostgreSQL connections the servers may hold together (None: no limit).
+    """
+    race = _PER_INCREMENT * settings.race_clients * settings.race_increments
+    total = 0.0
+    for backend in settings.backends:
+        subjects = _present(settings, backend)
+        total += _PER_BACKEND * (1 + any(s.name == "kinto" for s in subjects))
+        limit = budget if backend == "postgresql" else None
+        for workers in settings.workers:
+            # Servers in groups start and warm up again in every round.
+            starts = settings.rounds if len(groups(subjects, workers, limit)) > 1 else 1
+            total += _PER_ROUND * settings.rounds
+            for subject in subjects:
+                scenarios = [s for s in settings.scenarios if _serves(subject, s)]
+                measuring = len(scenarios) * (wrk_seconds(settings.seconds) + _PER_MEASUREMENT)
+                measuring += _PER_ETAG_READ * ("patch_if_match" in scenarios)
+                total += settings.rounds * measuring + race
+                total += starts * (_PER_SERVER + 2 * wrk_seconds(settings.warmup))
+                if subject.request_envelope is None and settings.contention_seconds > 0:
+                    total += settings.contention_seconds + _CONTENTION_TAIL
+    return total
+
+
+async def _start(
     record: _Recorder,
-    running: Running,
-    backend: str,
-    workers: int,
+    servers: ExitStack,
+    subjects: Sequence[Subject],
+    env: dict[str, str],
+    **where: Any,
+) -> list[Running]:
+    """Start every subject (each on its own port) and warm each up; the ones that started."""
+    settings = record.settings
+    started: list[Running] = []
+    for subject in subjects:
+        log = settings.workdir / f"{where['backend']}-{where['workers']}-{subject.name}.log"
+        try:
+            running = servers.enter_context(serving(subject, env, where["workers"], log))
+            if subject.name == "kinto":
+                await kinto.fill(running)
+        except (ServerFailed, kinto.KintoUnavailable) as failure:
+            record.skip(subject.name, str(failure), **where)
+            continue
+        started.append(running)
+    for running in started:
+        warm_up(running, settings.warmup, settings.connections)
+    return started
+
+
+async def _round(
+    record: _Recorder,
+    servers: list[Running],
+    turn: int,
     measure_settings: Measure,
-    *,
-    busy: float | None,
+    refused: set[tuple[str, str]],
+    **where: Any,
 ) -> None:
+    """One measurement of every cell, scenario by scenario, the servers in ``turn``'s order.
+
+    A server that dies leaves ``servers``; a scenario a subject answers wrongly is
+    added to ``refused`` and not measured again.
+    """
+    order = rotation(servers, turn)
+    _log(f"  round {turn + 1}: {', '.join(running.subject.name for running in order)}")
+    for scenario in record.settings.scenarios:
+        for running in order:
+            subject = running.subject
+            if (
+                running not in servers
+                or (subject.name, scenario) in refused
+                or not _serves(subject, scenario)
+            ):
+                continue
+            here = {**where, "subject": subject.name}
+            try:
+                load = await measure(running, scenario, measure_settings)
+            except ScenarioFailed as failure:
+                refused.add((subject.name, scenario))
+                record.skip(subject.name, f"{scenario}: {failure}", **here, scenario=scenario)
+                continue
+            except ServerFailed as failure:
+                servers.remove(running)
+                record.skip(subject.name, str(failure), **where)
+                continue
+            record.measurements.append(
+                {
+                    **here,
+                    "round": turn + 1,
+                    "scenario": scenario,
+                    **asdict(load),
+                    "per_second": load.per_second,
+                }
+            )
+            refusals = f", {load.precondition_failed} × 412" if load.precondition_failed else ""
+            _log(
+                f"  {subject.name:9} {scenario:15} {load.per_second:9.0f}/s  "
+                f"p50 {load.latency_p50_ms:6.1f} ms  p99 {load.latency_p99_ms:6.1f} ms  "
+                f"errors {load.errors}{refusals}"
+            )
+
+
+async def _races(record: _Recorder, running: Running, **where: Any) -> None:
+    """The contention run (conflict-aware clients) and the lost-update race on one server."""
     settings = record.settings
     subject = running.subject
-    where = {"backend": backend, "workers": workers, "subject": subject.name}
-    record.busy.append({**where, "others_busy": busy, "load_average": load_average()[0]})
-    warm_up(running, settings.warmup, settings.connections)
-    for scenario in settings.scenarios:
-        if scenario in PAGE_SCENARIOS and subject.deep_page is None:
-            continue
-        try:
-            load = await measure(running, scenario, measure_settings)
-        except ScenarioFailed as failure:
-            record.skip(subject.name, f"{scenario}: {failure}", **where, scenario=scenario)
-            continue
-        figures = {**where, "scenario": scenario, **asdict(load), "per_second": load.per_second}
-        record.measurements.append(figures)
-        refused = f", {load.precondition_failed} × 412" if load.precondition_failed else ""
-        _log(
-            f"  {subject.name:9} {scenario:15} {load.per_second:9.0f}/s  "
-            f"p50 {load.latency_p50_ms:6.1f} ms  p99 {load.latency_p99_ms:6.1f} ms  "
-            f"errors {load.errors}{refused}"
-        )
+    where = {**where, "subject": subject.name}
     if subject.request_envelope is None and settings.contention_seconds > 0:
         fought = await contention(
             running,
@@ -192,6 +353,62 @@ async def _run_subject(
         )
 
 
+async def _configuration(
+    record: _Recorder,
+    subjects: Sequence[Subject],
+    env: dict[str, str],
+    url: str,
+    budget: int | None,
+    **where: Any,
+) -> None:
+    """One backend and worker count: every round, then the races; in groups if need be."""
+    settings = record.settings
+    workers = where["workers"]
+    packed = groups(subjects, workers, budget)
+    record.groups.append({**where, "groups": [[s.name for s in group] for group in packed]})
+    _log(
+        f"{where['backend']}, {workers} worker{'s' if workers > 1 else ''}: "
+        + "; then ".join(", ".join(s.label for s in group) for group in packed)
+    )
+    measure_settings = Measure(
+        settings.seconds, settings.connections, settings.depth, settings.rows, settings.workdir
+    )
+    refused: set[tuple[str, str]] = set()
+    standing: dict[int, list[Running]] = {}
+    with ExitStack() as kept:
+        for turn in range(settings.rounds):
+            await maintain(url)
+            busy = _wait_for_quiet(settings)
+            if busy is not None:
+                _log(f"  other processes: {busy:.0%} of the CPUs busy before round {turn + 1}")
+            record.busy.append(
+                {**where, "round": turn + 1, "others_busy": busy, "load_average": load_average()[0]}
+            )
+            for index in rotation(range(len(packed)), turn):
+                # One group stands through every round; groups come and go in their turns.
+                with ExitStack() as passing:
+                    if index in standing:
+                        servers = standing[index]
+                    else:
+                        stack = kept if len(packed) == 1 else passing
+                        servers = await _start(record, stack, packed[index], env, **where)
+                        if len(packed) == 1:
+                            standing[index] = servers
+                    await _round(record, servers, turn, measure_settings, refused, **where)
+                    if turn == settings.rounds - 1:
+                        await _races_of(record, servers, **where)
+
+
+async def _races_of(record: _Recorder, servers: Sequence[Running], **where: Any) -> None:
+    """The races on every server still running."""
+    for server in servers:
+        try:
+            server.check()
+            await _races(record, server, **where)
+        except ServerFailed as failure:
+            record.skip(server.subject.name, str(failure), **where)
+
+
 async def _backend(record: _Recorder, backend: str, stack: AsyncExitStack) -> None:
     settings = record.settings
     workdir = settings.workdir
@@ -205,30 +422,18 @@ async def _backend(record: _Recorder, backend: str, stack: AsyncExitStack) -> No
     _log(f"{backend}: filled in {time.monotonic() - started:.1f} s")
     subjects: list[Subject] = [s for s in SUBJECTS if s.name in settings.subjects]
     kinto_subject = await _kinto(record, backend, stack, subjects)
-    measure_settings = Measure(
-        settings.seconds, settings.connections, settings.depth, settings.rows, workdir
-    )
+    present = [subject for subject in subjects if subject.name != "kinto"]
+    if kinto_subject is not None:
+        present.append(kinto_subject)
     env = {"BENCH_DATABASE_URL": url, "BENCH_SECRET": SECRET}
+    budget = await _budget() if backend == "postgresql" else None
     for workers in settings.workers:
-        for listed in subjects:
-            subject = kinto_subject if listed.name == "kinto" else listed
-            if subject is None:
-                continue
-            _log(f"{backend}, {workers} worker{'s' if workers > 1 else ''}: {subject.label}")
-            await maintain(url)
-            busy = _wait_for_quiet(settings)
-            if busy is not None:
-                _log(f"  other processes: {busy:.0%} of the CPUs busy before the start")
-            log = workdir / f"{backend}-{workers}-{subject.name}.log"
-            try:
-                with serving(subject, env, workers, log) as running:
-                    if subject.name == "kinto":
-                        await kinto.fill(running)
-                    await _run_subject(
-                        record, running, backend, workers, measure_settings, busy=busy
-                    )
-            except (ServerFailed, kinto.KintoUnavailable) as failure:
-                record.skip(subject.name, str(failure), backend=backend, workers=workers)
+        await _configuration(record, present, env, url, budget, backend=backend, workers=workers)
+
+
+async def _budget() -> int:
+    """The PostgreSQL connections the servers may hold together."""
+    return await connection_limit() - HEADROOM
 
 
 async def _kinto(
@@ -269,6 +474,12 @@ async def run(settings: Settings) -> dict[str, Any]:
     started_at = datetime.now(UTC)
     load_before = load_average()
     _log(f"load average before: {load_before}")
+    budget = await _budget() if "postgresql" in settings.backends else None
+    _log(
+        f"expected duration: about {expected_seconds(settings, budget) / 60:.0f} min "
+        f"({settings.rounds} round{'s' * (settings.rounds > 1)} of {settings.seconds:g} s "
+        "per measurement), plus any wait for quiet"
+    )
     for backend in settings.backends:
         async with AsyncExitStack() as stack:
             await _backend(record, backend, stack)
@@ -291,4 +502,5 @@ async def run(settings: Settings) -> dict[str, Any]:
         "races": record.races,
         "skipped": record.skipped,
         "quiet": record.busy,
+        "groups": record.groups,
     }
