@@ -140,6 +140,9 @@ async def item(request: Request) -> Response:
     cond = PROFILE.bind(request)
     if request.method in ("GET", "HEAD"):
         response = JSONResponse({"name": "first"})
+        if request.query_params.get("cached") == "1":
+            response.headers["Cache-Control"] = "max-age=60"
+            response.headers["Vary"] = "Accept"
         cond.evaluate(STATE, response)
         return response
     if request.query_params.get("store") == "412":
@@ -341,6 +344,15 @@ async def test_internal_errors_leak_nothing(client: httpx.AsyncClient, kind: str
     problem = assert_problem(response, 500)
     assert "secret" not in response.text
     assert problem["detail"] == "The server could not complete the request."
+
+
+async def test_304_repeats_the_fields_a_200_would_carry(client: httpx.AsyncClient) -> None:
+    """Cache-Control and Vary set before evaluate() reach the 304 (RFC 9110 §15.4.5)."""
+    response = await client.get("/item?cached=1", headers={"If-None-Match": '"v1"'})
+    assert response.status_code == 304
+    assert response.headers["cache-control"] == "max-age=60"
+    assert response.headers["vary"] == "Accept"
+    assert "content-type" not in response.headers
 
 
 async def test_http_exception_304_has_no_body(client: httpx.AsyncClient) -> None:

@@ -208,9 +208,13 @@ class NotModified(PreconditionError):
 
     status = 304
 
-    def __init__(self, current_etag: EntityTag | None) -> None:
+    def __init__(
+        self, current_etag: EntityTag | None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__("not modified")
         self.current_etag = current_etag
+        #: Fields the 200 would have carried that a 304 must repeat (RFC 9110 §15.4.5).
+        self.headers = dict(headers or {})
 
 
 class ResourceNotFound(OptimistError):

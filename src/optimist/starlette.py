@@ -47,6 +47,7 @@ from optimist.vclock import VectorClock
 
 __all__ = [
     "INVALID_CLOCK_DETAIL",
+    "NOT_MODIFIED_FIELDS",
     "ConditionalProfile",
     "ConditionalRequest",
     "FailedDetail",
@@ -63,6 +64,10 @@ __all__ = [
 
 #: The detail of the 412 for an If-Match that is not a vector clock (seed 000).
 INVALID_CLOCK_DETAIL: Final = "Invalid vector clock in If-Match header"
+
+#: The fields a 304 repeats from the 200 it stands for (RFC 9110 §15.4.5); ETag is
+#: set from the resource, and other representation metadata is left out.
+NOT_MODIFIED_FIELDS: Final = ("Cache-Control", "Content-Location", "Date", "Expires", "Vary")
 
 _BOUND: Final = "optimist.conditional"  # scope key of the request's ConditionalRequest
 _CLOCK_FAILURE: Final = "vector_clock_error"  # request.state member of a deferred 412
@@ -172,11 +177,19 @@ class ConditionalRequest:
         """Decide the preconditions against ``state`` just read (RFC 9110 §13.2.2).
 
         Raises NotModified (304, GET/HEAD) or PreconditionFailed (412). Otherwise, and
-        given a ``response``, sets its ETag and Last-Modified from ``state``.
+        given a ``response``, sets its ETag and Last-Modified from ``state``. A 304
+        repeats the :data:`NOT_MODIFIED_FIELDS` the route set on ``response`` before.
         """
         outcome = evaluate(self.enforce(), self.method, state, comparison=self.profile.comparison)
         if outcome is Outcome.NOT_MODIFIED:
-            raise NotModified(state.etag)
+            carried = {}
+            if response is not None:
+                carried = {
+                    name: value
+                    for name in NOT_MODIFIED_FIELDS
+                    if (value := response.headers.get(name)) is not None
+                }
+            raise NotModified(state.etag, carried)
         if outcome is Outcome.PRECONDITION_FAILED:
             raise PreconditionFailed(state.etag, self._failed_detail(state.etag))
         if response is not None and state.etag is not None:
@@ -221,9 +234,14 @@ def set_etag(response: Response, tag: EntityTag, *, last_modified: datetime | No
         response.headers["Last-Modified"] = http_date(last_modified)
 
 
-def not_modified(tag: EntityTag | None, *, last_modified: datetime | None = None) -> Response:
-    """304 with the validators and no body (RFC 9110 §15.4.5)."""
-    response = Response(status_code=304)
+def not_modified(
+    tag: EntityTag | None,
+    *,
+    last_modified: datetime | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """304 with the validators, ``headers`` and no body (RFC 9110 §15.4.5)."""
+    response = Response(status_code=304, headers=headers)
     if tag is not None:
         set_etag(response, tag, last_modified=last_modified)
     return response
@@ -240,6 +258,8 @@ def error_response(error: OptimistError, request: HTTPConnection | None = None) 
     The problem comes from the request's :class:`ConditionalRequest` when one is bound,
     so a store's 412 reads like the route's own; a 5xx never shows its detail.
     """
+    if isinstance(error, NotModified):
+        return not_modified(error.current_etag, headers=error.headers)
     scope = request.scope if request is not None else {}
     bound = scope.get(_BOUND)
     problem = bound.problem(error) if isinstance(bound, ConditionalRequest) else from_error(error)
@@ -247,8 +267,6 @@ def error_response(error: OptimistError, request: HTTPConnection | None = None) 
         problem = replace(problem, detail=INVALID_CLOCK_DETAIL)
     if problem.status >= 500:
         return problem_response(Problem(problem.status, _INTERNAL_DETAIL))
-    if isinstance(error, NotModified):
-        return not_modified(error.current_etag)
     headers = {}
     # RFC 9110 §15.5.13 leaves the 412's fields open; SPEC §2 sends the current ETag.
     if isinstance(error, PreconditionFailed) and error.current_etag is not None:
