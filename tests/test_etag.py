@@ -15,6 +15,7 @@ from optimist.etag import (
     TagMatch,
     Wildcard,
     format_list,
+    matches_any,
     parse,
     parse_list,
 )
@@ -527,3 +528,31 @@ def test_list_longer_than_max_tags_is_invalid(allow_bare: bool) -> None:
     assert len(parsed) == etag_module.MAX_TAGS
     with pytest.raises(InvalidEntityTag, match="more than"):
         etag_module.parse_list(f'{at_bound}, "x"', allow_bare=allow_bare)
+
+
+@pytest.mark.parametrize(
+    ("tags", "current", "comparison", "expected"),
+    [
+        ((EntityTag("a"), EntityTag("b")), EntityTag("b"), Comparison.STRONG, True),
+        ((EntityTag("a", weak=True),), EntityTag("a"), Comparison.STRONG, False),
+        ((EntityTag("a"),), EntityTag("a", weak=True), Comparison.STRONG, False),
+        ((EntityTag("a", weak=True),), EntityTag("a"), Comparison.WEAK, True),
+        ((EntityTag("a"),), EntityTag("b"), Comparison.WEAK, False),
+        ((), EntityTag("a"), Comparison.WEAK, False),
+    ],
+    ids=["strong-second", "weak-sent", "weak-current", "weak-compare", "other", "empty"],
+)
+def test_matches_any_table(
+    tags: tuple[EntityTag, ...], current: EntityTag, comparison: Comparison, expected: bool
+) -> None:
+    """RFC 9110 §8.8.3.2 over a list: true when some member matches."""
+    assert matches_any(tags, current, comparison) is expected
+
+
+@given(st.lists(entity_tags, max_size=5).map(tuple), entity_tags, st.sampled_from(Comparison))
+def test_matches_any_is_any_member_matching(
+    tags: tuple[EntityTag, ...], current: EntityTag, comparison: Comparison
+) -> None:
+    """matches_any agrees with comparing each member on its own."""
+    expected = any(tag.matches(current, comparison) for tag in tags)
+    assert matches_any(tags, current, comparison) is expected

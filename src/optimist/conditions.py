@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from optimist.etag import Comparison, EntityTag
+from optimist.etag import Comparison, EntityTag, matches_any
 
 __all__ = [
     "ABSENT",
@@ -110,7 +110,7 @@ class TagIn(Condition):
         current = state.etag
         if not state.exists or current is None:
             return False
-        return any(tag.matches(current, self.comparison) for tag in self.tags)
+        return matches_any(self.tags, current, self.comparison)
 
     def candidates(self, stored_weak: bool) -> frozenset[str]:
         """The opaque values a stored tag of the given weakness must have to match.

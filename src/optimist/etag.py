@@ -36,6 +36,7 @@ __all__ = [
     "TagMatch",
     "Wildcard",
     "format_list",
+    "matches_any",
     "parse",
     "parse_list",
 ]
@@ -63,6 +64,7 @@ _BARE: Final = r"(?!W/|\*)([\x21\x23-\x2b\x2d-\x7e\x80-\xff]+)"
 _ANY_RE: Final = re.compile(r"[ \t]*\*[ \t]*")
 _LIST_RE: Final = re.compile(rf"[ \t,]*{_TAG}(?:[ \t]*,[ \t,]*{_TAG})*[ \t,]*")
 _TAG_RE: Final = re.compile(_TAG)
+_ONE_RE: Final = re.compile(rf"[ \t]*{_TAG}[ \t]*")
 _BARE_LIST_RE: Final = re.compile(
     rf"[ \t,]*(?:{_TAG}|{_BARE})(?:[ \t]*,[ \t,]*(?:{_TAG}|{_BARE}))*[ \t,]*"
 )
@@ -110,6 +112,23 @@ class EntityTag:
     def as_weak(self) -> EntityTag:
         """The weak tag with the same opaque value."""
         return self if self.weak else EntityTag(self.opaque, weak=True)
+
+    @classmethod
+    def _parsed(cls, opaque: str, weak: bool) -> EntityTag:
+        """A tag whose opaque value the list grammar's expression has already checked."""
+        tag = object.__new__(cls)
+        object.__setattr__(tag, "opaque", opaque)
+        object.__setattr__(tag, "weak", weak)
+        return tag
+
+
+def matches_any(tags: tuple[EntityTag, ...], current: EntityTag, comparison: Comparison) -> bool:
+    """Whether any of ``tags`` matches ``current`` under ``comparison`` (RFC 9110 §8.8.3.2)."""
+    if comparison is Comparison.STRONG:
+        return not current.weak and any(
+            not tag.weak and tag.opaque == current.opaque for tag in tags
+        )
+    return any(tag.opaque == current.opaque for tag in tags)
 
 
 class Wildcard(enum.Enum):
@@ -198,17 +217,21 @@ def parse_list(value: str, *, field: str = "If-Match", allow_bare: bool = False)
     which admits zero members (RFC 7232 had ``1#entity-tag``), and an empty list
     matches nothing, so such an If-Match is false and such an If-None-Match true.
     """
+    # The usual value, one quoted tag, first: one expression decides it.
+    one = _ONE_RE.fullmatch(value)
+    if one is not None:
+        return (EntityTag._parsed(one[2], one[1] is not None),)
     if _ANY_RE.fullmatch(value):
         return ANY
     tags: TagMatch
     if allow_bare and _BARE_LIST_RE.fullmatch(value):
         tags = tuple(
-            EntityTag(bare) if bare else EntityTag(opaque, weak=weak == "W/")
+            EntityTag._parsed(bare, False) if bare else EntityTag._parsed(opaque, weak == "W/")
             for weak, opaque, bare in _BARE_TAG_RE.findall(value)
         )
     elif not allow_bare and _LIST_RE.fullmatch(value):
         tags = tuple(
-            EntityTag(opaque, weak=weak == "W/") for weak, opaque in _TAG_RE.findall(value)
+            EntityTag._parsed(opaque, weak == "W/") for weak, opaque in _TAG_RE.findall(value)
         )
     else:
         # Not valid: the scanner finds the first error and its position.

@@ -25,7 +25,7 @@ from typing import Final, TypeAlias
 from optimist import conditions as c
 from optimist.conditions import ResourceState
 from optimist.errors import InvalidEntityTag
-from optimist.etag import ANY, Comparison, TagMatch, parse_list
+from optimist.etag import ANY, Comparison, TagMatch, matches_any, parse_list
 
 __all__ = [
     "Malformed",
@@ -245,6 +245,25 @@ def _if_none_match_condition(field: TagMatch | Malformed) -> c.Condition:
     return c.Not(c.TagIn(field, Comparison.WEAK))
 
 
+def _if_match_holds(
+    field: TagMatch | Malformed, state: ResourceState, comparison: Comparison
+) -> bool:
+    # A list of tags, the usual field, is decided without building its condition.
+    if isinstance(field, tuple):
+        current = state.etag
+        return state.exists and current is not None and matches_any(field, current, comparison)
+    return _if_match_condition(field, comparison).holds(state)
+
+
+def _if_none_match_holds(field: TagMatch | Malformed, state: ResourceState) -> bool:
+    if isinstance(field, tuple):
+        current = state.etag
+        return not (
+            state.exists and current is not None and matches_any(field, current, Comparison.WEAK)
+        )
+    return _if_none_match_condition(field).holds(state)
+
+
 def evaluate(
     preconditions: Preconditions,
     method: str,
@@ -265,7 +284,7 @@ def evaluate(
     read = method in _SAFE_READS
     # Step 1: If-Match present → if false, 412.
     if preconditions.if_match is not None:
-        if not _if_match_condition(preconditions.if_match, comparison).holds(state):
+        if not _if_match_holds(preconditions.if_match, state, comparison):
             return Outcome.PRECONDITION_FAILED
     # Step 2: no If-Match, If-Unmodified-Since present → if false, 412.
     elif preconditions.if_unmodified_since is not None:
@@ -274,7 +293,7 @@ def evaluate(
             return Outcome.PRECONDITION_FAILED
     # Step 3: If-None-Match present → if false, 304 for GET/HEAD, else 412.
     if preconditions.if_none_match is not None:
-        if not _if_none_match_condition(preconditions.if_none_match).holds(state):
+        if not _if_none_match_holds(preconditions.if_none_match, state):
             return Outcome.NOT_MODIFIED if read else Outcome.PRECONDITION_FAILED
     # Step 4: GET/HEAD, no If-None-Match, If-Modified-Since present → if false, 304.
     # §13.1.3: ignored when there is no modification date to compare with.
