@@ -24,7 +24,13 @@ _SHORT: Final = {
     "page_first": "page 1",
     "page_deep": "page\n100 000 deep",
 }
-_COLOURS: Final = {"optimist": "#1b6ca8", "raw": "#7f7f7f", "seed": "#e08214", "kinto": "#8c510a"}
+_COLOURS: Final = {
+    "optimist": "#1b6ca8",
+    "optimist-starlette": "#6baed6",
+    "raw": "#7f7f7f",
+    "seed": "#e08214",
+    "kinto": "#8c510a",
+}
 
 
 def draw(data: Mapping[str, Any], path: Path) -> bool:

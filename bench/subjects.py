@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -21,15 +21,17 @@ from optimist.tokens import TokenSigner
 __all__ = [
     "KINTO",
     "OPTIMIST",
+    "OPTIMIST_STARLETTE",
     "PAGE_SIZE",
     "RAW",
     "SECRET",
     "SEED",
     "SUBJECTS",
+    "UNDER_TEST",
     "Subject",
 ]
 
-#: The key that signs the optimist app's cursors; the harness makes deep cursors with it.
+#: The key that signs the optimist apps' cursors; the harness makes deep cursors with it.
 SECRET: Final = "benchmark cursors are signed with this key"
 PAGE_SIZE: Final = 20
 
@@ -115,6 +117,13 @@ OPTIMIST: Final = Subject(
     deep_page=_optimist_page,
     connections=20,  # optimist.sqlalchemy.POSTGRES_POOL: 20, no overflow
 )
+# The same paths, cursors and engine (so connections) as optimist's, another framework.
+OPTIMIST_STARLETTE: Final = replace(
+    OPTIMIST,
+    name="optimist-starlette",
+    label="optimist on Starlette",
+    target="bench.apps.optimist_starlette_app:create_app",
+)
 RAW: Final = Subject(
     name="raw",
     label="raw driver",
@@ -147,4 +156,7 @@ KINTO: Final = Subject(
 )
 
 #: Every subject, in the order of the report.
-SUBJECTS: Final = (OPTIMIST, RAW, SEED, KINTO)
+SUBJECTS: Final = (OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, KINTO)
+#: The subjects the targets judge, each against the others: the library, as a user of
+#: FastAPI and as a user of plain Starlette writes it.
+UNDER_TEST: Final = (OPTIMIST.name, OPTIMIST_STARLETTE.name)

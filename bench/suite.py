@@ -21,11 +21,12 @@ last round.
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -54,7 +55,7 @@ from bench.scenarios import (
     warm_up,
 )
 from bench.servers import Running, ServerFailed, fast_stack, serving
-from bench.subjects import SECRET, SUBJECTS, Subject
+from bench.subjects import SECRET, SUBJECTS, UNDER_TEST, Subject
 
 __all__ = [
     "BACKENDS",
@@ -72,6 +73,8 @@ _KINTO_DATABASE: Final = "optimist_bench_kinto"
 #: PostgreSQL connections left to the server's other users and to the harness itself
 #: (other people's test runs were seen holding up to 32 at once).
 HEADROOM: Final = 40
+#: The width of a server's name in the log's columns.
+_NAME: Final = max(len(subject.name) for subject in SUBJECTS)
 _T = TypeVar("_T")
 
 
@@ -92,7 +95,7 @@ class Settings:
     contention_clients: int = 32
     contention_seconds: float = 5.0
     race_clients: int = 16
-    race_increments: int = 25
+    race_increments: int = 15
     #: Wait before each round until other processes use at most this share of the
     #: CPUs (None: never wait), for at most quiet_wait seconds.
     quiet: float | None = None
@@ -201,23 +204,63 @@ _PER_ROUND: Final = 2.0
 _PER_BACKEND: Final = 10.0
 
 
+def _splits(
+    subjects: Sequence[Subject], workers: int, budget: int
+) -> Iterator[list[list[Subject]]]:
+    """Every split of ``subjects`` into groups whose connections fit ``budget``.
+
+    A subject that needs more than the budget by itself is a group of its own. The
+    subjects are placed in order, each tried in the earlier groups before a new one.
+    """
+    packed: list[list[Subject]] = []
+    used: list[int] = []
+
+    def place(index: int) -> Iterator[list[list[Subject]]]:
+        if index == len(subjects):
+            yield [list(group) for group in packed]
+            return
+        subject = subjects[index]
+        need = subject.connections * workers
+        for group, load in enumerate(used):
+            if load + need <= budget:
+                packed[group].append(subject)
+                used[group] += need
+                yield from place(index + 1)
+                packed[group].pop()
+                used[group] -= need
+        packed.append([subject])
+        used.append(need)
+        yield from place(index + 1)
+        packed.pop()
+        used.pop()
+
+    yield from place(0)
+
+
+def _together(group: Sequence[Subject]) -> int:
+    """The pairs of servers in ``group`` the report compares: one of the two under test."""
+    return sum(
+        first.name in UNDER_TEST or second.name in UNDER_TEST
+        for first, second in itertools.combinations(group, 2)
+    )
+
+
 def groups(subjects: Sequence[Subject], workers: int, budget: int | None) -> list[list[Subject]]:
     """``subjects`` in groups whose servers' connections fit ``budget`` together.
 
-    None: no limit, one group. Greedy in the given order: a subject joins the last
-    group while that fits, else starts the next (alone, if it needs more by itself).
+    None: no limit, one group. Otherwise the fewest groups (a subject that needs more
+    than the budget by itself runs alone); of those, the split that keeps the most
+    pairs of a subject under test (:data:`~bench.subjects.UNDER_TEST`) and another
+    server in one group, so that the fewest of the report's ratios divide measurements
+    taken apart; of those, the first in the given order, each subject in the earliest
+    group it fits. Every split is tried: there are a handful of servers.
     """
-    packed: list[list[Subject]] = []
-    used = 0
-    for subject in subjects:
-        need = subject.connections * workers
-        if packed and (budget is None or used + need <= budget):
-            packed[-1].append(subject)
-            used += need
-        else:
-            packed.append([subject])
-            used = need
-    return packed
+    if budget is None:
+        return [list(subjects)]
+    return min(
+        _splits(subjects, workers, budget),
+        key=lambda packed: (len(packed), -sum(_together(group) for group in packed)),
+    )
 
 
 def expected_seconds(settings: Settings, budget: int | None = None) -> float:
@@ -317,7 +360,7 @@ async def _round(
             )
             refusals = f", {load.precondition_failed} × 412" if load.precondition_failed else ""
             _log(
-                f"  {subject.name:9} {scenario:15} {load.per_second:9.0f}/s  "
+                f"  {subject.name:{_NAME}} {scenario:15} {load.per_second:9.0f}/s  "
                 f"p50 {load.latency_p50_ms:6.1f} ms  p99 {load.latency_p99_ms:6.1f} ms  "
                 f"errors {load.errors}{refusals}"
             )
@@ -337,7 +380,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.contention.append({**where, **fought.as_dict()})
         _log(
-            f"  {subject.name:9} contention      {fought.per_second:9.0f}/s  "
+            f"  {subject.name:{_NAME}} contention      {fought.per_second:9.0f}/s  "
             f"{fought.retries_per_success:.2f} retries/success  Jain {fought.jain:.3f}  "
             f"min {min(fought.successes)} max {max(fought.successes)}  lost {fought.lost}"
         )
@@ -347,7 +390,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.races.append({**where, **race.as_dict()})
         _log(
-            f"  {subject.name:9} race            acknowledged {race.acknowledged}, "
+            f"  {subject.name:{_NAME}} race            acknowledged {race.acknowledged}, "
             f"final +{race.final_delta}, lost {race.lost}, retries {race.retries}, "
             f"unexpected {race.unexpected or 'none'}"
         )

@@ -48,8 +48,12 @@ def _data(cells: dict[tuple[str, str], list[float]], *, rounds: int | None = 3) 
     }
 
 
-def _target(data: dict[str, Any], name: str) -> Any:
-    return next(target for target in targets(data) if target.name.startswith(name))
+def _target(data: dict[str, Any], name: str, subject: str = "optimist") -> Any:
+    return next(
+        target
+        for target in targets(data)
+        if target.name.startswith(name) and target.subject == subject
+    )
 
 
 def test_a_cell_is_the_median_of_its_rounds() -> None:
@@ -111,3 +115,63 @@ def test_the_report_shows_a_cells_spread_and_the_rounds_held() -> None:
     page = "\n".join(render_http(data, None))
     assert "| 200 (3.00) |" in page
     assert "| 2.00× (0.50–3.00×) | – | met (2/3 rounds) |" in page
+
+
+def test_optimist_on_starlette_is_judged_by_the_same_targets() -> None:
+    """Its conditional PATCH is divided by the raw driver's, like optimist's."""
+    data = _data(
+        {
+            ("optimist", "patch_if_match"): [100.0],
+            ("optimist-starlette", "patch_if_match"): [180.0],
+            ("raw", "patch_if_match"): [200.0],
+        }
+    )
+    target = _target(data, "conditional PATCH ≥ 0.85× the raw", "optimist-starlette")
+    assert target.measured == 0.9
+
+
+def test_each_optimist_server_has_every_target() -> None:
+    """Both optimist servers get the same list of targets, in one configuration."""
+    data = _data({("optimist", "get"): [100.0], ("optimist-starlette", "get"): [100.0]}, rounds=1)
+    names = {
+        subject: [target.name for target in targets(data) if target.subject == subject]
+        for subject in ("optimist", "optimist-starlette")
+    }
+    assert names["optimist"] == names["optimist-starlette"] != []
+
+
+def test_a_server_under_test_the_run_left_out_has_no_targets() -> None:
+    """A run without optimist on Starlette lists no target rows for it."""
+    data = _data({("optimist", "get"): [100.0], ("raw", "get"): [300.0]})
+    assert {target.subject for target in targets(data)} == {"optimist"}
+
+
+def test_the_throughput_table_has_a_column_for_optimist_on_starlette() -> None:
+    """Its median stands in a column of its own, beside optimist's."""
+    data = _data({("optimist", "get"): [100.0], ("optimist-starlette", "get"): [250.0]})
+    page = "\n".join(render_http(data, None))
+    assert "| scenario | optimist | optimist on Starlette |" in page
+    assert "| GET one item (200) | 100 | 250 |" in page
+
+
+def test_lost_updates_are_a_target_of_optimist_on_starlette() -> None:
+    """Its lost-update race is a target row, named by its server."""
+    data = _data({("optimist-starlette", "get"): [100.0]})
+    data["races"] = [
+        {
+            "backend": "sqlite",
+            "workers": 1,
+            "subject": "optimist-starlette",
+            "clients": 16,
+            "increments": 15,
+            "acknowledged": 240,
+            "final_delta": 240,
+            "lost": 0,
+            "retries": 3,
+            "unexpected": {},
+            "seconds": 1.0,
+            "finished": True,
+        }
+    ]
+    row = "| SQLite, 1 worker | optimist on Starlette | 0 lost of 240 acknowledged | – | met |"
+    assert row in "\n".join(render_http(data, None))

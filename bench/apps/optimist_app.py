@@ -8,8 +8,10 @@
 * ``GET /items?limit=&cursor=``: keyset pages over a snapshot
   (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
 
-The harness imports :data:`metadata` and :data:`items` to create and fill the schema.
-The HTTP race tests (``tests/support_counter_app.py``) serve this app too.
+The harness imports :data:`metadata` and :data:`items` to create and fill the schema;
+:mod:`bench.apps.optimist_starlette_app`, the same endpoints on plain Starlette, imports
+the table, the body's model and the list's cursors from here. The HTTP race tests
+(``tests/support_counter_app.py``) serve this app too.
 """
 
 from __future__ import annotations
@@ -23,15 +25,27 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, Text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from optimist.cursor import Cursor, CursorCodec
 from optimist.errors import MalformedToken
 from optimist.fastapi import conditional, install_problem_handlers
-from optimist.sqlalchemy import Record, create_engine, get, page, update, versioned_table
+from optimist.sqlalchemy import Page, Record, create_engine, get, page, update, versioned_table
 from optimist.starlette import ConditionalRequest, set_etag
 from optimist.tokens import TokenSigner
 
-__all__ = ["LIST_QUERY", "create_app", "items", "metadata"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "LIST_QUERY",
+    "MAX_LIMIT",
+    "ItemPatch",
+    "create_app",
+    "from_environment",
+    "items",
+    "list_start",
+    "metadata",
+    "next_cursor",
+]
 
 metadata = MetaData()
 items = versioned_table(
@@ -44,6 +58,9 @@ items = versioned_table(
 
 #: What the list's cursors are bound to (CursorCodec's ``query``).
 LIST_QUERY = "GET /items"
+#: A list page's size when the request names none, and the largest it may name.
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
 
 Conditional = Annotated[ConditionalRequest, Depends(conditional())]
 
@@ -68,14 +85,46 @@ def _item(record: Record) -> Item:
     return Item(id=record["id"], counter=record["counter"], text=record["text"])
 
 
+def from_environment() -> tuple[AsyncEngine, CursorCodec]:
+    """The engine on ``BENCH_DATABASE_URL``, and the codec of cursors signed with ``BENCH_SECRET``.
+
+    The app on Starlette (:mod:`bench.apps.optimist_starlette_app`) opens the same two.
+    """
+    engine = create_engine(os.environ["BENCH_DATABASE_URL"])
+    return engine, CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
+
+
+def list_start(cursors: CursorCodec, cursor: str | None) -> tuple[int | None, int | None, datetime]:
+    """Where the list page of ``cursor`` starts: ``(after, watermark, snapshot_at)``.
+
+    No cursor is a first page: from the start, in a snapshot taken now. Raises
+    MalformedToken for a signed cursor whose position is not one of this list's.
+    """
+    if cursor is None:
+        return None, None, datetime.now(UTC)
+    decoded = cursors.decode(cursor, query=LIST_QUERY)
+    match decoded.position:
+        case (int() as position,) if not isinstance(position, bool):
+            return position, decoded.watermark, decoded.snapshot_at
+        case _:
+            raise MalformedToken("cursor", cursor, "not a position in this listing")
+
+
+def next_cursor(cursors: CursorCodec, found: Page, snapshot_at: datetime) -> str | None:
+    """The cursor of the page after ``found``, in the same snapshot (None after the last)."""
+    if found.next_position is None:
+        return None
+    following = Cursor((found.next_position,), found.watermark, snapshot_at)
+    return cursors.encode(following, query=LIST_QUERY)
+
+
 def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``.
 
     ``write`` is how PATCH writes, :func:`optimist.sqlalchemy.update` unless another
     function of the same arguments is given (the race tests give a read-compare-write).
     """
-    engine = create_engine(os.environ["BENCH_DATABASE_URL"])
-    cursors = CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
+    engine, cursors = from_environment()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -100,24 +149,13 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
 
     @app.get("/items")
     async def listing(
-        limit: Annotated[int, Query(ge=1, le=100)] = 20, cursor: str | None = None
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, cursor: str | None = None
     ) -> ItemPage:
-        after: int | None = None
-        watermark: int | None = None
-        snapshot_at = datetime.now(UTC)
-        if cursor is not None:
-            decoded = cursors.decode(cursor, query=LIST_QUERY)
-            match decoded.position:
-                case (int() as position,) if not isinstance(position, bool):
-                    after = position
-                case _:
-                    raise MalformedToken("cursor", cursor, "not a position in this listing")
-            watermark, snapshot_at = decoded.watermark, decoded.snapshot_at
+        after, watermark, snapshot_at = list_start(cursors, cursor)
         found = await page(engine, items, limit=limit, after=after, watermark=watermark)
-        next_cursor = None
-        if found.next_position is not None:
-            following = Cursor((found.next_position,), found.watermark, snapshot_at)
-            next_cursor = cursors.encode(following, query=LIST_QUERY)
-        return ItemPage(data=[_item(record) for record in found.records], next_cursor=next_cursor)
+        return ItemPage(
+            data=[_item(record) for record in found.records],
+            next_cursor=next_cursor(cursors, found, snapshot_at),
+        )
 
     return app

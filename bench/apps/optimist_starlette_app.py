@@ -1,0 +1,124 @@
+"""The optimist app on plain Starlette: the same three endpoints, without FastAPI.
+
+* ``GET /items/{id}``: the item with its ETag; a matching If-None-Match is a 304
+  (:meth:`ConditionalProfile.bind` parses, :meth:`ConditionalRequest.evaluate` decides);
+* ``PATCH /items/{id}``: the body ``{counter?, text?}`` is validated by pydantic (a 422
+  problem when it is not); If-Match is optional, and when sent it is the WHERE clause
+  of the UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``);
+* ``GET /items?limit=&cursor=``: keyset pages over a snapshot
+  (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
+
+Written as a user who picks Starlette over FastAPI writes it: each route binds the
+request's preconditions, validates its own body and query, and builds its JSON
+response; :func:`optimist.starlette.install_problem_handlers` answers every error as a
+problem. Beside :mod:`bench.apps.optimist_app` it shows what the library's own layers
+cost without FastAPI's dependency injection and response models. The table, the body's
+model, the list's bounds and its cursors are that app's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from optimist.problem import InvalidParam, Problem
+from optimist.sqlalchemy import Record, get, page, update
+from optimist.starlette import (
+    ConditionalProfile,
+    install_problem_handlers,
+    problem_response,
+    set_etag,
+)
+
+from bench.apps.optimist_app import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    ItemPatch,
+    from_environment,
+    items,
+    list_start,
+    next_cursor,
+)
+
+__all__ = ["create_app"]
+
+#: Every route's preconditions: If-Match optional, compared strongly (RFC 9110 §13.1.1).
+PROFILE = ConditionalProfile()
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT)
+    cursor: str | None = None
+
+
+def _document(record: Record) -> dict[str, Any]:
+    return {"id": record["id"], "counter": record["counter"], "text": record["text"]}
+
+
+def _invalid(where: str, error: ValidationError) -> Response:
+    """The 422 problem of a body or query pydantic refused, each error an invalid param."""
+    params = tuple(
+        InvalidParam(".".join((where, *(str(part) for part in found["loc"]))), found["msg"])
+        for found in error.errors(include_url=False)
+    )
+    shown = "; ".join(f"{param.name}: {param.reason}" for param in params)
+    return problem_response(Problem(422, f"The request is invalid: {shown}", invalid_params=params))
+
+
+def create_app() -> Starlette:
+    """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``."""
+    engine, cursors = from_environment()
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
+    async def read(request: Request) -> Response:
+        pre = PROFILE.bind(request)
+        record = await get(engine, items, request.path_params["item_id"])
+        pre.evaluate(record.state)
+        response = JSONResponse(_document(record))
+        set_etag(response, record.etag, last_modified=record.updated_at)
+        return response
+
+    async def patch(request: Request) -> Response:
+        pre = PROFILE.bind(request)
+        try:
+            body = ItemPatch.model_validate_json(await request.body())
+        except ValidationError as error:
+            return _invalid("body", error)
+        values = body.model_dump(exclude_unset=True)
+        key = request.path_params["item_id"]
+        record = await update(engine, items, key, values, condition=pre.write_condition())
+        response = JSONResponse(_document(record))
+        set_etag(response, record.etag, last_modified=record.updated_at)
+        return response
+
+    async def listing(request: Request) -> Response:
+        try:
+            query = ListQuery.model_validate(dict(request.query_params))
+        except ValidationError as error:
+            return _invalid("query", error)
+        after, watermark, snapshot_at = list_start(cursors, query.cursor)
+        found = await page(engine, items, limit=query.limit, after=after, watermark=watermark)
+        data = [_document(record) for record in found.records]
+        return JSONResponse({"data": data, "next_cursor": next_cursor(cursors, found, snapshot_at)})
+
+    app = Starlette(
+        routes=[
+            Route("/items/{item_id:int}", read, methods=["GET"]),
+            Route("/items/{item_id:int}", patch, methods=["PATCH"]),
+            Route("/items", listing, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    return app
