@@ -150,7 +150,7 @@ async def update(
         prepared = update_one(
             versioned, parts, scope or {}, _stamped(versioned, parts, values), expected
         )
-        found = INDIRECT if prepared is None else await one_row(bind, *prepared)
+        found = INDIRECT if prepared is None else await one_row(bind, *prepared, write=True)
         if found is not INDIRECT:
             if found is not None:
                 return versioned.record(found)
