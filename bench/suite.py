@@ -95,7 +95,7 @@ class Settings:
     contention_clients: int = 32
     contention_seconds: float = 5.0
     race_clients: int = 16
-    race_increments: int = 15
+    race_increments: int = 25
     #: Wait before each round until other processes use at most this share of the
     #: CPUs (None: never wait), for at most quiet_wait seconds.
     quiet: float | None = None

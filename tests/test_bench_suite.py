@@ -33,9 +33,9 @@ def test_each_round_adds_to_the_expected_duration() -> None:
     assert expected_seconds(Settings(rounds=3)) > expected_seconds(Settings(rounds=1))
 
 
-def test_the_default_run_is_expected_within_40_minutes() -> None:
-    """The defaults, servers grouped for a default PostgreSQL server, stay within 40 minutes."""
-    assert expected_seconds(Settings(), _BUDGET) <= 40 * 60
+def test_the_default_run_is_expected_within_45_minutes() -> None:
+    """The defaults, servers grouped for a default PostgreSQL server, stay within 45 minutes."""
+    assert expected_seconds(Settings(), _BUDGET) <= 45 * 60
 
 
 def test_servers_within_the_connection_budget_run_as_one_group() -> None:
