@@ -1,38 +1,52 @@
 """Request and response bodies of the service's APIs: read within bounds, validated by
 pydantic into problems, and timestamps written one way.
 
-The admin and test-sessions endpoints read their bodies themselves instead of
-declaring them to FastAPI, for one reason: RFC 9110 §13.2.1 wants a missing resource
-(404) decided before a malformed body (422), and a FastAPI body is validated before
-the endpoint runs, which would take a read of the row before every write. Read here, a
-body that fails is answered only after the endpoint has asked whether the resource
-exists, and a body that passes goes straight into the one conditional write.
+Every body is read by :func:`read_json`: at most a limit of bytes (413), of a JSON
+media type (415). It is then validated one of two ways, because the models differ:
 
-A body is at most :data:`MAX_BODY` bytes (413), of a JSON media type (415), and valid
-for its model (422 with ``invalid_params`` named ``body.<member>``, like FastAPI's).
-The models are strict (no coercion of ``"5"`` to 5) and refuse unknown members.
+* the admin and test-sessions models are :class:`Strict` (no coercion of ``"5"`` to 5,
+  no unknown members), which holds only when pydantic validates the JSON text itself:
+  FastAPI validates a declared body after decoding it to Python objects, where strict
+  mode refuses a UUID sent as a string. So their endpoints call :func:`read_body`
+  (pydantic's JSON parser: 422 with ``invalid_params`` named ``body.<member>``, like
+  FastAPI's, malformed JSON located by line and column), and :func:`openapi_body`
+  documents the body;
+* the projects models are lax and declared to FastAPI, which decodes them with
+  Python's ``json`` (its 422 wording; NaN and a byte order mark accepted) and documents
+  them as component schemas; the projects route class reads the body with
+  :func:`read_json` and hands the bytes on. The projects API also reads a larger body,
+  and curl's label for ``-d`` (seed 003's steps), through :func:`read_json`'s keywords.
+
+Either way RFC 9110 §13.2.1 wants a missing resource (404) decided before a refused
+body (413, 415, 422), and the endpoint's one conditional write is what finds out
+whether the resource exists: :func:`missing_first` looks it up only when the body is
+refused, so a body that passes goes straight into the write.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.exceptions import HTTPException
 
 __all__ = [
     "JSON_TYPES",
     "MAX_BODY",
     "MERGE_PATCH",
     "Strict",
+    "missing_first",
     "no_controls",
     "openapi_body",
+    "read_body",
     "read_json",
     "timestamp",
-    "validated",
 ]
 
 #: The largest body a write reads (the largest valid body is a few KB).
@@ -42,8 +56,12 @@ MERGE_PATCH: Final = "application/merge-patch+json"
 #: The media types a write accepts (PATCH advertises them in Accept-Patch).
 JSON_TYPES: Final = ("application/json", MERGE_PATCH)
 
+# What curl labels a body sent with -d and no -H.
+_CURL_FORM: Final = "application/x-www-form-urlencoded"
 # C0 controls and DEL, except tab, line feed and carriage return.
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The statuses of a refused body: undecodable (FastAPI's 400), too large, not JSON, invalid.
+_REFUSED: Final = frozenset({400, 413, 415, 422})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -62,34 +80,62 @@ def no_controls(value: str) -> str:
     return value
 
 
-def _json_media_type(content_type: str) -> bool:
+def _json_media_type(content_type: str | None, *, curl: bool) -> bool:
+    if content_type is None:
+        return True  # as FastAPI reads an unlabelled body
     media_type = content_type.partition(";")[0].strip().lower()
+    if curl and media_type in ("", _CURL_FORM):
+        return True
     # RFC 6839 §3.1: any +json structured syntax suffix is JSON too.
     return media_type in JSON_TYPES or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
 
 
-async def read_json(request: Request) -> bytes:
-    """The raw body of a JSON request, or a 415 (not JSON) or 413 (too large) problem.
+async def read_json(
+    request: Request,
+    *,
+    limit: int = MAX_BODY,
+    named: tuple[str, ...] = JSON_TYPES,
+    curl: bool = False,
+) -> bytes:
+    """The raw body of a JSON request, or a 413 (larger than ``limit`` bytes, declared or
+    sent) or 415 (not JSON, saying so with the media types ``named``) problem.
 
-    A request without Content-Type is read as JSON, as FastAPI does.
+    A request without Content-Type is read as JSON, as FastAPI does. With ``curl``, so
+    is one labelled ``application/x-www-form-urlencoded`` or with an empty label: seed
+    003's steps send JSON with ``curl -d`` and no ``-H``, which curl labels so.
     """
-    content_type = request.headers.get("content-type")
-    if content_type is not None and not _json_media_type(content_type):
+    too_large = HTTPException(413, f"The request body is larger than {limit} bytes.")
+    # A body declared too large is refused before anything else is asked of it.
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large
+    if not _json_media_type(request.headers.get("content-type"), curl=curl):
         # RFC 5789 §2.2: a 415 to a PATCH says which patch formats are accepted.
-        headers = {"Accept-Patch": ", ".join(JSON_TYPES)} if request.method == "PATCH" else None
-        raise HTTPException(
-            415, f"The body must be JSON ({', '.join(JSON_TYPES)}).", headers=headers
-        )
+        headers = {"Accept-Patch": ", ".join(named)} if request.method == "PATCH" else None
+        raise HTTPException(415, f"The body must be JSON ({', '.join(named)}).", headers=headers)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
-            raise HTTPException(413, f"The request body is larger than {MAX_BODY} bytes.")
+        if size > limit:
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+@asynccontextmanager
+async def missing_first(exists: Callable[[], Awaitable[object]] | None) -> AsyncIterator[None]:
+    """Inside, a refused body (400, 413, 415, 422) awaits ``exists()`` before it is
+    answered, so that a missing resource raises its 404 first (RFC 9110 §13.2.1)."""
+    try:
+        yield
+    except (RequestValidationError, HTTPException) as error:
+        refused = isinstance(error, RequestValidationError) or error.status_code in _REFUSED
+        if refused and exists is not None:
+            await exists()
+        raise
 
 
 def _body_error(error: Any) -> dict[str, Any]:
@@ -101,17 +147,23 @@ def _body_error(error: Any) -> dict[str, Any]:
     return {"type": error.get("type"), "loc": location, "msg": error.get("msg", "invalid")}
 
 
-def validated(model: type[M], raw: bytes) -> M:
-    """``raw`` parsed and validated as ``model``, or a RequestValidationError (422).
+async def read_body(
+    request: Request, model: type[M], exists: Callable[[], Awaitable[object]] | None = None
+) -> M:
+    """The request's body (:func:`read_json`) parsed and validated as ``model`` by
+    pydantic, or a RequestValidationError (422); a refused body is a 404 first if
+    ``exists()`` raises one (:func:`missing_first`).
 
     pydantic's own JSON parser refuses what would break later: invalid UTF-8, lone
     surrogates, numbers out of range, nesting deeper than its recursion limit.
     """
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as error:
-        problems = error.errors(include_url=False, include_input=False, include_context=False)
-        raise RequestValidationError([_body_error(e) for e in problems]) from None
+    async with missing_first(exists):
+        raw = await read_json(request)
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as error:
+            problems = error.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError([_body_error(e) for e in problems]) from None
 
 
 def openapi_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:

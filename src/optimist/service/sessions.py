@@ -31,15 +31,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
 from starlette.responses import JSONResponse, Response
 
 from optimist.conditions import ALWAYS, Condition
 from optimist.cursor import Cursor
 from optimist.errors import MalformedToken, PreconditionFailed, ResourceNotFound, VersionConflict
-from optimist.fastapi import PrecedenceRoute, conditional, problem_responses
+from optimist.fastapi import conditional, problem_responses
 from optimist.preconditions import Preconditions
 from optimist.service import schema
 from optimist.service.bodies import (
@@ -47,9 +46,8 @@ from optimist.service.bodies import (
     Strict,
     no_controls,
     openapi_body,
-    read_json,
+    read_body,
     timestamp,
-    validated,
 )
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.sqlalchemy import (
@@ -93,7 +91,6 @@ _UUID_TEXT: Final = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F
 _SESSION_ID: Final = re.compile(r"[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 _SHOWN: Final = 80  # characters of a hostile id repeated in a 404
 
-M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
 
 
@@ -214,15 +211,6 @@ async def _exists(runtime: Runtime, session_id: str) -> Record:
     return await get(runtime.engine, _TABLE, session_id)
 
 
-async def _body(request: Request, model: type[M], runtime: Runtime, session_id: str) -> M:
-    """The body as ``model``; one that fails is a 404 first if the session is missing."""
-    try:
-        return validated(model, await read_json(request))
-    except (RequestValidationError, HTTPException):
-        await _exists(runtime, session_id)
-        raise
-
-
 async def _sent_clock(request: Request, runtime: Runtime, session_id: str) -> VectorClock | None:
     """The clock If-Match carried (None without one, or for ``*``).
 
@@ -282,7 +270,7 @@ async def _write(
 
 # -- routes ----------------------------------------------------------------------------
 
-router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRoute)
+router = APIRouter(prefix=PATH, tags=["test sessions"])
 
 
 @router.post(
@@ -295,7 +283,7 @@ router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRo
 )
 async def create_session(request: Request, runtime: RuntimeDep) -> Response:
     """Create a session with a server-chosen id; 201 with Location and its clock as ETag."""
-    new = validated(NewSession, await read_json(request))
+    new = await read_body(request, NewSession)
     record = await create_clocked(
         runtime.engine,
         _TABLE,
@@ -393,7 +381,7 @@ async def replace_session(
     session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Write building_id, status and notes if the clock sent is the stored one."""
-    body = await _body(request, SessionReplacement, runtime, session_id)
+    body = await read_body(request, SessionReplacement, lambda: _exists(runtime, session_id))
     values = {"notes": None, **_columns(body)}
     return await _update(request, runtime, session_id, values, conditions)
 
@@ -409,7 +397,7 @@ async def patch_session(
     session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Write the members given if the clock sent is the stored one."""
-    body = await _body(request, SessionPatch, runtime, session_id)
+    body = await read_body(request, SessionPatch, lambda: _exists(runtime, session_id))
     return await _update(request, runtime, session_id, _columns(body), conditions)
 
 

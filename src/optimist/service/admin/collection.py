@@ -25,8 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, TypeVar
 
-from fastapi import Depends, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -37,7 +36,7 @@ from optimist.etag import Comparison
 from optimist.fastapi import conditional
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service.admin.identity import Identity
-from optimist.service.bodies import read_json, timestamp, validated
+from optimist.service.bodies import read_body, timestamp
 from optimist.service.runtime import Runtime
 from optimist.sqlalchemy import Record, Versioned, create, delete, find, get, page, update
 from optimist.starlette import ConditionalRequest, set_etag
@@ -214,12 +213,11 @@ class Collection:
     ) -> M:
         """The request's body as ``model``; a body that fails is a 404 first if the
         resource at ``key`` does not exist (RFC 9110 §13.2.1), else 413/415/422."""
-        try:
-            return validated(model, await read_json(request))
-        except (RequestValidationError, HTTPException):
-            if key is not None:
-                await self.ensure_exists(runtime, identity, self.checked(key))
-            raise
+        if key is None:
+            return await read_body(request, model)
+        return await read_body(
+            request, model, lambda: self.ensure_exists(runtime, identity, self.checked(key))
+        )
 
     async def _condition(
         self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest

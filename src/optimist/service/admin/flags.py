@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, conditional, problem_responses
+from optimist.fastapi import conditional, problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     COMPARISON,
@@ -125,7 +125,7 @@ CreateConditions = Annotated[
     ConditionalRequest, Depends(conditional(comparison=COMPARISON, failed_detail=TAKEN_DETAIL))
 ]
 
-router = APIRouter(prefix="/feature-flags", route_class=PrecedenceRoute)
+router = APIRouter(prefix="/feature-flags")
 
 
 @router.get(

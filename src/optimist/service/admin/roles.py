@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, problem_responses
+from optimist.fastapi import problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -117,7 +117,7 @@ ROLES: Final = Collection(
 
 Admin = Annotated[Identity, Depends(writer("admin"))]
 
-router = APIRouter(prefix="/roles", route_class=PrecedenceRoute)
+router = APIRouter(prefix="/roles")
 
 
 @router.get(

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, problem_responses
+from optimist.fastapi import problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -130,7 +130,7 @@ USERS: Final = Collection(
 
 Admin = Annotated[Identity, Depends(writer("admin"))]
 
-router = APIRouter(prefix="/users", route_class=PrecedenceRoute)
+router = APIRouter(prefix="/users")
 
 
 @router.get(

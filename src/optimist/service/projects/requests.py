@@ -5,8 +5,9 @@
   how to resubmit), compared strongly, and accepted bare as the seed's client sends
   it; every 412 reads "ETag mismatch: expected <current>, got <sent>".
 * :data:`ProjectKey`: a path id the service cannot have issued is a 404 without a query.
-* :class:`ProjectRoute`: bodies are JSON of at most :data:`MAX_BODY` bytes, and a body
-  refused on an unknown project is a 404 first (RFC 9110 §13.2.1, SPEC §1).
+* :class:`ProjectRoute`: bodies are JSON of at most :data:`MAX_BODY` bytes, sent as seed
+  003's curl steps send them too, and a body refused on an unknown project is a 404
+  first (RFC 9110 §13.2.1, SPEC §1).
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 
 from fastapi import Depends, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException
+from fastapi.routing import APIRoute
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope
+from starlette.types import Message, Receive
 
 from optimist.errors import InvalidEntityTag, ResourceNotFound
 from optimist.etag import ANY, EntityTag, parse_list
-from optimist.fastapi import PrecedenceRoute, conditional
+from optimist.fastapi import conditional
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service import schema
+from optimist.service.bodies import missing_first, read_json
 from optimist.service.runtime import Runtime
 from optimist.sqlalchemy import find
 from optimist.starlette import ConditionalRequest
@@ -42,6 +42,8 @@ __all__ = [
 
 #: The largest request body read (the largest valid one is about 60 KB).
 MAX_BODY: Final = 128 * 1024
+#: The media types a 415 names.
+_NAMED: Final = ("application/json",)
 
 _ID_PATTERN: Final = re.compile(r"proj_[A-Za-z0-9_-]{1,59}")
 _SHOWN: Final = 80  # characters of hostile input an error message repeats
@@ -109,88 +111,49 @@ def project_key(project_id: str) -> str:
 ProjectKey = Annotated[str, Depends(project_key)]
 
 
-def _too_large() -> HTTPException:
-    return HTTPException(413, f"The request body is larger than {MAX_BODY} bytes.")
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives ``body`` as the whole request body once, then defers to ``receive``."""
+    first = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+    async def replay() -> Message:
+        return next(first, None) or await receive()
+
+    return replay
 
 
-def _as_json(scope: Scope) -> Scope:
-    """``scope``, its body declared JSON, or a 415 for a body of another media type.
-
-    Seed 003's curl steps send JSON with ``-d`` and no ``-H``, which curl labels
-    ``application/x-www-form-urlencoded``; a body without Content-Type is read as JSON
-    too. A JSON type (``application/json``, any ``+json``, RFC 6839 §3.1) is left as is.
-    """
-    headers = Headers(scope=scope)
-    sent = headers.get("content-type")
-    media_type = (sent or "").partition(";")[0].strip().lower()
-    if media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        return scope
-    if media_type not in ("", "application/x-www-form-urlencoded"):
-        raise HTTPException(415, "The body must be JSON (application/json).")
-    raw = [(name, value) for name, value in scope["headers"] if name.lower() != b"content-type"]
-    # In place: the request's error handlers read this scope (the 412's detail is bound
-    # to it), so it must stay the one the route sees.
-    scope["headers"] = [*raw, (b"content-type", b"application/json")]
-    return scope
+async def _exists(request: Request) -> None:
+    """The 404 of the path's project, if it names none (asked only for a refused body)."""
+    key = request.path_params.get("project_id")
+    if isinstance(key, str):
+        project_key(key)
+        runtime: Runtime = request.app.state.runtime
+        if await find(runtime.engine, schema.projects, key) is None:
+            raise ResourceNotFound("project", key)
 
 
-def _bounded(receive: Receive) -> Receive:
-    """``receive``, refusing a body (chunked or not) longer than :data:`MAX_BODY` with 413."""
-    received = 0
-
-    async def bounded() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > MAX_BODY:
-                raise _too_large()
-        return message
-
-    return bounded
-
-
-class ProjectRoute(PrecedenceRoute):
-    """A route whose refused body on an unknown project answers 404 (SPEC §1: 404 first).
+class ProjectRoute(APIRoute):
+    """A route whose body is read by :func:`~optimist.service.bodies.read_json` (JSON of
+    at most :data:`MAX_BODY` bytes, curl's label accepted) and decoded and validated by
+    FastAPI; a refused body on an unknown project answers 404 (SPEC §1: 404 first).
 
     FastAPI validates the body before the endpoint runs, and the endpoint's one write is
-    what finds out whether the project exists. So only when the body is refused (413,
-    or 422 for one FastAPI cannot decode or validate) does this route look the project
-    up, once, to answer 404 instead. Bodies are JSON (see :func:`_as_json`) of at most
-    :data:`MAX_BODY` bytes.
+    what finds out whether the project exists. So only when the body is refused does
+    this route look the project up, once (:func:`~optimist.service.bodies.missing_first`).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        has_body = self.body_field is not None
+        if self.body_field is None:
+            return handler
 
         async def ordered(request: Request) -> Response:
-            try:
-                if not has_body:
-                    return await handler(request)
-                length = request.headers.get("content-length", "")
-                if length.isdigit() and int(length) > MAX_BODY:
-                    raise _too_large()
-                scope = _as_json(request.scope)
-                return await handler(Request(scope, _bounded(request.receive)))
-            except (RequestValidationError, HTTPException) as error:
-                key = request.path_params.get("project_id")
-                refused = isinstance(error, RequestValidationError) or error.status_code in (
-                    400,
-                    413,
-                    415,
-                    422,
-                )
-                if not refused or not isinstance(key, str):
-                    raise
-                # project_key's check, repeated: this runs when its dependency did not.
-                if _ID_PATTERN.fullmatch(key) is None:
-                    raise ResourceNotFound("project", _cut(key)) from None
-                runtime: Runtime = request.app.state.runtime
-                if await find(runtime.engine, schema.projects, key) is None:
-                    raise ResourceNotFound("project", key) from None
-                raise
+            async with missing_first(lambda: _exists(request)):
+                body = await read_json(request, limit=MAX_BODY, named=_NAMED, curl=True)
+                # FastAPI decodes only a body labelled JSON. In place: the request's error
+                # handlers read this scope (the 412's detail is bound to it).
+                scope = request.scope
+                raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+                scope["headers"] = [*raw, (b"content-type", b"application/json")]
+                return await handler(Request(scope, _replay(body, request.receive)))
 
         return ordered
