@@ -47,6 +47,10 @@ ROWS = {
     "lone-surrogate": Hostile("POST", "/projects", 422, JSON, b'{"name": "\\ud800"}'),
     "nul-in-name": Hostile("POST", "/projects", 422, JSON, b'{"name": "a\\u0000b"}'),
     "nan-name": Hostile("POST", "/projects", 422, JSON, b'{"name": NaN}'),
+    "nan-in-metadata": Hostile("PUT", DEMO, 422, JSON, b'{"metadata": {"x": NaN}}'),
+    "infinity-in-metadata": Hostile(
+        "POST", "/projects", 422, JSON, b'{"name": "x", "metadata": {"x": -Infinity}}'
+    ),
     "number-as-name": Hostile("POST", "/projects", 422, JSON, b'{"name": 42}'),
     "list-as-status": Hostile("PUT", DEMO, 422, JSON, b'{"status": ["draft"]}'),
     "lookalike-status": Hostile("PUT", DEMO, 422, JSON, '{"status": "drаft"}'.encode()),

@@ -94,7 +94,12 @@ MAX_METADATA_BYTES: Final = 16_384
 def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > MAX_METADATA_MEMBERS:
         raise ValueError(f"has more than {MAX_METADATA_MEMBERS} members")
-    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+    try:
+        # RFC 8259 §6: NaN and Infinity are not JSON numbers (Python's parser admits them).
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ValueError("holds NaN or Infinity, which JSON cannot represent") from None
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"is larger than {MAX_METADATA_BYTES} bytes as JSON")
     return value
 
