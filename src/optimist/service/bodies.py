@@ -12,7 +12,8 @@ media type (415). It is then validated one of two ways, because the models diffe
   FastAPI's, malformed JSON located by line and column), and :func:`openapi_body`
   documents the body;
 * the projects models are lax and declared to FastAPI, which decodes them with
-  Python's ``json`` (its 422 wording; NaN and a byte order mark accepted) and documents
+  Python's ``json`` (its 422 wording; a byte order mark accepted, and NaN decoded for
+  the models to refuse) and documents
   them as component schemas; the projects route class reads the body with
   :func:`read_json` and hands the bytes on. The projects API also reads a larger body,
   and curl's label for ``-d`` (seed 003's steps), through :func:`read_json`'s keywords.
