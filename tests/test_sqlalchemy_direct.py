@@ -87,6 +87,32 @@ async def test_statement_listeners_take_sqlalchemy_s_path(store: Store) -> None:
     assert len(seen) == 1
 
 
+@pytest.mark.parametrize("hook", ["before_execute", "after_execute", "after_cursor_execute"])
+async def test_other_execution_listeners_take_sqlalchemy_s_path(store: Store, hook: str) -> None:
+    """Any listener of statement execution keeps the engine on SQLAlchemy's execution."""
+    await _row(store)
+
+    def observe(*_args: Any) -> None:
+        return None
+
+    event.listen(store.engine.sync_engine, hook, observe)
+    try:
+        statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+        assert await one_row(store.engine, statement, parameters) is INDIRECT
+    finally:
+        event.remove(store.engine.sync_engine, hook, observe)
+
+
+async def test_a_schema_translating_engine_takes_sqlalchemy_s_path(store: Store) -> None:
+    """An engine that maps schema names is not bypassed: the SQL names change as it runs."""
+    await _row(store)
+    mapped = store.engine.execution_options(schema_translate_map={None: None})
+    statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+    assert await one_row(mapped, statement, parameters) is INDIRECT
+    record = await get(mapped, store.items, "a", scope={"tenant": 1})
+    assert record["id"] == "a"
+
+
 async def test_an_echoing_engine_takes_sqlalchemy_s_path(database_url: str) -> None:
     """An engine that logs its statements is not bypassed."""
     async with open_store(database_url) as store:

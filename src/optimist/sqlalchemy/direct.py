@@ -19,9 +19,11 @@ commit each statement as it completes, which is what
 
 The fast path steps aside, and the caller runs the statement through SQLAlchemy, when:
 
-* the engine is not asyncpg or aiosqlite, logs its statements (``echo``), or has
-  listeners for cursor execution (``before_cursor_execute``, ``after_cursor_execute``:
-  tracing, statement counting), which only SQLAlchemy's execution layer calls;
+* the engine is not asyncpg or aiosqlite, logs its statements (``echo``), has
+  listeners for execution (``before_execute``, ``after_execute``,
+  ``before_cursor_execute``, ``after_cursor_execute``: tracing, statement counting),
+  which only SQLAlchemy's execution layer calls, or a ``schema_translate_map``, which
+  it applies to the SQL as it executes;
 * a result column's key differs from its name;
 * the database refuses the statement (a constraint, a lock timeout): the statement
   changed nothing, being a transaction of its own, so running it again through
@@ -160,8 +162,12 @@ def _direct(engine: Engine) -> bool:
     return (
         engine.dialect.driver in DRIVERS
         and not engine.echo
+        and not dispatch.before_execute
+        and not dispatch.after_execute
         and not dispatch.before_cursor_execute
         and not dispatch.after_cursor_execute
+        # SQLAlchemy rewrites schema names into the SQL as it executes it.
+        and "schema_translate_map" not in engine.get_execution_options()
     )
 
 
