@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from optimist.fastapi import HeadMiddleware, document_problems, install_problem_handlers
+from optimist.fastapi import HeadMiddleware, install_problem_handlers
 from optimist.service import admin, projects, sessions
 from optimist.service.runtime import RuntimeDep, prepare, start
 from optimist.service.settings import Settings
@@ -41,7 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    document_problems(app)
     # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.
     app.add_middleware(VectorClockMiddleware, defer=True, paths=("/v1/tests/sessions",))
     app.add_middleware(HeadMiddleware)
