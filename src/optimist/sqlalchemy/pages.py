@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from optimist.sqlalchemy.direct import INDIRECT, Indirect, all_rows
 from optimist.sqlalchemy.engine import Bind, autocommit
 from optimist.sqlalchemy.sequence import high_water
-from optimist.sqlalchemy.statements import MARK, Prepared, page_of
+from optimist.sqlalchemy.statements import MARK, page_of
 from optimist.sqlalchemy.versioned import Record, Versioned
 from optimist.sqlalchemy.writes import Scope
 
@@ -76,36 +76,27 @@ async def page(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     # One row more than asked says whether another page follows.
+    statement, parameters = page_of(
+        versioned,
+        scope or {},
+        limit=limit + 1,
+        after=after,
+        watermark=watermark,
+        descending=descending,
+    )
     found: list[dict[str, Any]] | Indirect = INDIRECT
     if filters:
-        prepared: Prepared = (
-            _statement(
-                versioned,
-                scope,
-                filters,
-                limit=limit + 1,
-                after=after,
-                watermark=watermark,
-                descending=descending,
-            ),
-            {},
-        )
-    else:
-        prepared = page_of(
-            versioned,
-            scope or {},
-            limit=limit + 1,
-            after=after,
-            watermark=watermark,
-            descending=descending,
-        )
-        if isinstance(bind, AsyncEngine):
-            found = await all_rows(bind, *prepared)
+        # The caller's filters make a statement of this call's own, SQLAlchemy's to run.
+        statement = cast("Select[Any]", statement).where(*filters)
+    elif isinstance(bind, AsyncEngine):
+        found = await all_rows(bind, statement, parameters)
     # The snapshot is the watermark, not a transaction: every row numbered at or below
     # it was committed when it was read, so the page's statement sees all of them.
     if found is INDIRECT:
         async with autocommit(bind, read=True) as connection:
-            found = [dict(row) for row in (await connection.execute(*prepared)).mappings()]
+            found = [
+                dict(row) for row in (await connection.execute(statement, parameters)).mappings()
+            ]
     rows = found
     if watermark is not None:
         mark = watermark
@@ -120,33 +111,3 @@ async def page(
     following = len(rows) > limit
     next_position = int(records[-1][versioned.created_seq_column]) if following else None
     return Page(records=records, next_position=next_position, watermark=mark)
-
-
-def _statement(
-    versioned: Versioned,
-    scope: Scope | None,
-    filters: Sequence[ColumnElement[bool]],
-    *,
-    limit: int,
-    after: int | None,
-    watermark: int | None,
-    descending: bool,
-) -> Select[Any]:
-    """A page's statement with ``filters``, built for this call."""
-    order, counters = versioned.created_seq, versioned.counters
-    # A first page reads the high-water mark in its own statement, as a scalar
-    # subquery: one statement, one snapshot, and each row carries the mark with it.
-    bound: Any = (
-        select(counters.c.value).where(counters.c.name == versioned.sequence_name).scalar_subquery()
-        if watermark is None
-        else watermark
-    )
-    columns: list[Any] = [versioned.table]
-    if watermark is None:
-        columns.append(bound.label(MARK))
-    statement = select(*columns).where(order <= bound, *filters)
-    for name, value in (scope or {}).items():
-        statement = statement.where(versioned.table.c[name] == value)
-    if after is not None:
-        statement = statement.where(order < after if descending else order > after)
-    return statement.order_by(order.desc() if descending else order.asc()).limit(limit)
