@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from optimist.service.bodies import MAX_BODY
-
-from support_admin import USER, etag_of, problem, writer
-from support_service import Service
+from tests.support.admin import USER, etag_of, problem, writer
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

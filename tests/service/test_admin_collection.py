@@ -10,9 +10,8 @@ import pytest
 
 from optimist.cursor import Cursor
 from optimist.preconditions import http_date
-
-from support_admin import MODIFIED_DETAIL, SEED_400, USER, etag_of, identity, problem, writer
-from support_service import Service, statements
+from tests.support.admin import MODIFIED_DETAIL, SEED_400, USER, etag_of, identity, problem, writer
+from tests.support.service import Service, statements
 
 pytestmark = pytest.mark.anyio
 

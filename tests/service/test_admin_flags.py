@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from support_admin import WEAK_ETAG, etag_of, identity, problem, writer
-from support_service import Service
+from tests.support.admin import WEAK_ETAG, etag_of, identity, problem, writer
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from support_admin import PROBLEM, identity, writer
-from support_service import Service
+from tests.support.admin import PROBLEM, identity, writer
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from optimist.tokens import TokenSigner
-
-from support_admin import USER, csrf_token, identity, problem, writer
-from support_service import Service, running, settings_for
+from tests.support.admin import USER, csrf_token, identity, problem, writer
+from tests.support.service import Service, running, settings_for
 
 pytestmark = pytest.mark.anyio
 

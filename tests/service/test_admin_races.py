@@ -6,11 +6,11 @@ from collections import Counter
 from typing import Any
 
 import anyio
-import httpx
 import pytest
 
-from support_admin import USER, etag_of, identity, writer
-from support_service import Service, running, settings_for
+import httpx
+from tests.support.admin import USER, etag_of, identity, writer
+from tests.support.service import Service, running, settings_for
 
 pytestmark = pytest.mark.anyio
 

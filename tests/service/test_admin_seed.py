@@ -8,12 +8,11 @@ first, so the requests here carry them.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+import httpx
 from optimist.httpx import AdminApi, AsyncClient, Updated
-
-from support_admin import (
+from tests.support.admin import (
     MODIFIED_DETAIL,
     PROBLEM,
     SEED_400,
@@ -25,7 +24,7 @@ from support_admin import (
     problem,
     writer,
 )
-from support_service import Service
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -6,9 +6,8 @@ import pytest
 
 from optimist.service.bodies import MAX_BODY
 from optimist.service.projects import MAX_BODY as PROJECTS_MAX_BODY
-
-from support_admin import writer
-from support_service import Service, problem_of
+from tests.support.admin import writer
+from tests.support.service import Service, problem_of
 
 pytestmark = pytest.mark.anyio
 

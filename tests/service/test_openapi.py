@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 
+from fastapi import FastAPI
 from optimist.service.app import create_app
 from optimist.service.settings import Settings
-
-from support_service import Service
+from tests.support.service import Service
 
 
 @pytest.fixture(scope="module")

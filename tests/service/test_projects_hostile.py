@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from optimist.service import schema
-
-from support_service import Service
+from sqlalchemy import select
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -12,10 +12,10 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-import httpx
 import pytest
 
-from support_service import Service
+import httpx
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
+import httpx
 from optimist.service.app import create_app
 from optimist.service.settings import Settings
-
-from support_admin import identity
-from support_servers import Server, free_port, optimist_command, serving
+from tests.support.admin import identity
+from tests.support.servers import Server, free_port, optimist_command, serving
 
 pytestmark = pytest.mark.slow
 

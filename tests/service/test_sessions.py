@@ -9,15 +9,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
+import httpx
 from optimist.cursor import Cursor
 from optimist.preconditions import http_date
 from optimist.service.sessions import MAX_NOTES
 from optimist.starlette import INVALID_CLOCK_DETAIL
-
-from support_service import Service, problem_of, running, settings_for, statements
+from tests.support.service import Service, problem_of, running, settings_for, statements
 
 pytestmark = pytest.mark.anyio
 

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from optimist.starlette import INVALID_CLOCK_DETAIL
-
-from support_service import Service
+from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio
 

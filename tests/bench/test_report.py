@@ -1,0 +1,177 @@
+"""The benchmark report: medians of rounds, spreads, and verdicts round by round."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+# bench/ is not installed: it is found beside tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.report import measurements, rate, render_http, targets
+
+
+def _figure(subject: str, scenario: str, per_second: float, turn: int | None) -> dict[str, Any]:
+    figure = {
+        "backend": "sqlite",
+        "workers": 1,
+        "subject": subject,
+        "scenario": scenario,
+        "per_second": per_second,
+    }
+    return figure if turn is None else {**figure, "round": turn}
+
+
+def _data(cells: dict[tuple[str, str], list[float]], *, rounds: int | None = 3) -> dict[str, Any]:
+    figures = [
+        _figure(subject, scenario, value, None if rounds is None else turn)
+        for (subject, scenario), values in cells.items()
+        for turn, value in enumerate(values, start=1)
+    ]
+    settings: dict[str, Any] = {"seconds": 5.0, "connections": 32, "rows": 1000, "warmup": 1.0}
+    if rounds is not None:
+        settings["rounds"] = rounds
+    return {
+        "started_at": "start",
+        "finished_at": "end",
+        "load_before": [0.0, 0.0, 0.0],
+        "load_after": [0.0, 0.0, 0.0],
+        "machine": "test",
+        "versions": {},
+        "settings": settings,
+        "measurements": figures,
+        "contention": [],
+        "races": [],
+        "skipped": [],
+        "quiet": [],
+    }
+
+
+def _target(data: dict[str, Any], name: str, subject: str = "optimist") -> Any:
+    return next(
+        target
+        for target in targets(data)
+        if target.name.startswith(name) and target.subject == subject
+    )
+
+
+def test_a_cell_is_the_median_of_its_rounds() -> None:
+    """A cell measured in three rounds counts as the middle of the three."""
+    data = _data({("optimist", "get"): [300.0, 100.0, 200.0]})
+    assert rate(data, "sqlite", 1, "optimist", "get") == 200.0
+
+
+def test_figures_from_before_rounds_are_round_one() -> None:
+    """A result file without rounds holds one measurement per cell, as round 1."""
+    data = _data({("optimist", "get"): [150.0]}, rounds=None)
+    assert measurements(data, "sqlite", 1, "optimist", "get") == {1: 150.0}
+
+
+def test_a_target_divides_the_medians() -> None:
+    """The target's ratio is median ÷ median, not the median of the rounds' ratios."""
+    data = _data(
+        {
+            ("optimist", "patch_if_match"): [100.0, 300.0, 200.0],
+            ("optimist", "patch"): [100.0, 100.0, 400.0],
+        }
+    )
+    target = _target(data, "conditional PATCH ≥ 0.90× our")
+    assert target.measured == 2.0
+    assert target.per_round == (1.0, 3.0, 0.5)
+
+
+def test_rounds_agreeing_counts_rounds_with_the_medians_verdict() -> None:
+    """A target met by the medians but missed in one round holds in 2 of 3 rounds."""
+    data = _data(
+        {
+            ("optimist", "patch_if_match"): [100.0, 300.0, 200.0],
+            ("optimist", "patch"): [100.0, 100.0, 400.0],
+        }
+    )
+    assert _target(data, "conditional PATCH ≥ 0.90× our").rounds_agreeing == (2, 3)
+
+
+def test_an_upper_bound_is_judged_round_by_round_as_an_upper_bound() -> None:
+    """The deep-page target is met in a round whose ratio stays at or under 1.5."""
+    data = _data(
+        {
+            ("optimist", "page_first"): [100.0, 100.0, 200.0],
+            ("optimist", "page_deep"): [100.0, 50.0, 200.0],
+        }
+    )
+    target = _target(data, "deep page")
+    assert (target.met, target.rounds_agreeing) == (True, (2, 3))
+
+
+def test_the_report_shows_a_cells_spread_and_the_rounds_held() -> None:
+    """A cell prints its median with max ÷ min; a verdict prints the rounds that agree."""
+    data = _data(
+        {
+            ("optimist", "patch_if_match"): [100.0, 300.0, 200.0],
+            ("optimist", "patch"): [100.0, 100.0, 400.0],
+        }
+    )
+    page = "\n".join(render_http(data, None))
+    assert "| 200 (3.00) |" in page
+    assert "| 2.00× (0.50–3.00×) | – | met (2/3 rounds) |" in page
+
+
+def test_optimist_on_starlette_is_judged_by_the_same_targets() -> None:
+    """Its conditional PATCH is divided by the raw driver's, like optimist's."""
+    data = _data(
+        {
+            ("optimist", "patch_if_match"): [100.0],
+            ("optimist-starlette", "patch_if_match"): [180.0],
+            ("raw", "patch_if_match"): [200.0],
+        }
+    )
+    target = _target(data, "conditional PATCH ≥ 0.85× the raw", "optimist-starlette")
+    assert target.measured == 0.9
+
+
+def test_each_optimist_server_has_every_target() -> None:
+    """Both optimist servers get the same list of targets, in one configuration."""
+    data = _data({("optimist", "get"): [100.0], ("optimist-starlette", "get"): [100.0]}, rounds=1)
+    names = {
+        subject: [target.name for target in targets(data) if target.subject == subject]
+        for subject in ("optimist", "optimist-starlette")
+    }
+    assert names["optimist"] == names["optimist-starlette"] != []
+
+
+def test_a_server_under_test_the_run_left_out_has_no_targets() -> None:
+    """A run without optimist on Starlette lists no target rows for it."""
+    data = _data({("optimist", "get"): [100.0], ("raw", "get"): [300.0]})
+    assert {target.subject for target in targets(data)} == {"optimist"}
+
+
+def test_the_throughput_table_has_a_column_for_optimist_on_starlette() -> None:
+    """Its median stands in a column of its own, beside optimist's."""
+    data = _data({("optimist", "get"): [100.0], ("optimist-starlette", "get"): [250.0]})
+    page = "\n".join(render_http(data, None))
+    assert "| scenario | optimist | optimist on Starlette |" in page
+    assert "| GET one item (200) | 100 | 250 |" in page
+
+
+def test_lost_updates_are_a_target_of_optimist_on_starlette() -> None:
+    """Its lost-update race is a target row, named by its server."""
+    data = _data({("optimist-starlette", "get"): [100.0]})
+    data["races"] = [
+        {
+            "backend": "sqlite",
+            "workers": 1,
+            "subject": "optimist-starlette",
+            "clients": 16,
+            "increments": 15,
+            "acknowledged": 240,
+            "final_delta": 240,
+            "lost": 0,
+            "retries": 3,
+            "unexpected": {},
+            "seconds": 1.0,
+            "finished": True,
+        }
+    ]
+    row = "| SQLite, 1 worker | optimist on Starlette | 0 lost of 240 acknowledged | – | met |"
+    assert row in "\n".join(render_http(data, None))

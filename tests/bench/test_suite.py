@@ -1,0 +1,85 @@
+"""The benchmark suite's plan: the servers' turns, their groups and the expected duration."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ is not installed: it is found beside tests/.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench.subjects import KINTO, OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, SUBJECTS
+from bench.suite import HEADROOM, Settings, expected_seconds, groups, rotation
+
+#: The connections the servers may hold on a PostgreSQL server of 100 (the default).
+_BUDGET = 100 - HEADROOM
+
+
+def test_every_server_leads_one_round_of_as_many() -> None:
+    """Over as many rounds as servers, each server is measured first exactly once."""
+    servers = ["optimist", "raw", "seed"]
+    firsts = [rotation(servers, turn)[0] for turn in range(len(servers))]
+    assert sorted(firsts) == sorted(servers)
+
+
+def test_a_rotation_keeps_every_server() -> None:
+    """A rotated order holds every server once, whatever the round."""
+    servers = ["optimist", "raw", "seed", "kinto"]
+    assert sorted(rotation(servers, 7)) == sorted(servers)
+
+
+def test_each_round_adds_to_the_expected_duration() -> None:
+    """Three rounds are expected to take longer than one."""
+    assert expected_seconds(Settings(rounds=3)) > expected_seconds(Settings(rounds=1))
+
+
+def test_the_default_run_is_expected_within_45_minutes() -> None:
+    """The defaults, servers grouped for a default PostgreSQL server, stay within 45 minutes."""
+    assert expected_seconds(Settings(), _BUDGET) <= 45 * 60
+
+
+def test_servers_within_the_connection_budget_run_as_one_group() -> None:
+    """One worker each: 20 + 10 + 15 + 10 connections fit a budget of 60."""
+    assert groups([OPTIMIST, RAW, SEED, KINTO], 1, 60) == [[OPTIMIST, RAW, SEED, KINTO]]
+
+
+def test_servers_over_the_connection_budget_run_in_groups_that_fit() -> None:
+    """Two workers each: 40 + 20 fit a budget of 60, then 30 + 20."""
+    assert groups([OPTIMIST, RAW, SEED, KINTO], 2, 60) == [[OPTIMIST, RAW], [SEED, KINTO]]
+
+
+def test_without_a_connection_limit_every_server_runs_at_once() -> None:
+    """SQLite has no connection limit: one group, whatever the pools."""
+    assert groups([OPTIMIST, RAW, SEED], 2, None) == [[OPTIMIST, RAW, SEED]]
+
+
+def test_both_optimist_servers_share_a_group_with_the_raw_driver_on_one_worker() -> None:
+    """One worker each: 20 + 20 + 10 + 10 fill a budget of 60, seed 003's 15 run next."""
+    assert groups(SUBJECTS, 1, _BUDGET) == [[OPTIMIST, OPTIMIST_STARLETTE, RAW, KINTO], [SEED]]
+
+
+def test_each_optimist_server_keeps_a_baseline_beside_it_on_two_workers() -> None:
+    """Two workers each: the optimist servers (40 each) cannot share, each takes a baseline."""
+    assert groups(SUBJECTS, 2, _BUDGET) == [
+        [OPTIMIST, RAW],
+        [OPTIMIST_STARLETTE, KINTO],
+        [SEED],
+    ]
+
+
+def test_a_server_that_does_not_fit_leaves_the_group_open_to_the_next() -> None:
+    """Budget 25: the raw driver's 10 and seed 003's 15 share a group past optimist's 20."""
+    assert groups([RAW, OPTIMIST, SEED], 1, 25) == [[RAW, SEED], [OPTIMIST]]
+
+
+def test_groups_keep_the_most_compared_pairs_together() -> None:
+    """Baselines first: the optimist servers still join the raw driver and Kinto, not seed 003."""
+    assert groups([RAW, SEED, KINTO, OPTIMIST, OPTIMIST_STARLETTE], 1, _BUDGET) == [
+        [RAW, KINTO, OPTIMIST, OPTIMIST_STARLETTE],
+        [SEED],
+    ]
+
+
+def test_a_server_over_the_budget_by_itself_runs_alone() -> None:
+    """A pool larger than the budget is a group of its own, not a failure."""
+    assert groups([OPTIMIST, RAW], 2, 30) == [[OPTIMIST], [RAW]]

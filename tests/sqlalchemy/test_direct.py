@@ -1,0 +1,243 @@
+"""Prepared one-row statements on the driver's connection (optimist.sqlalchemy.direct)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy.exc import DBAPIError
+
+from optimist.conditions import TagIn
+from optimist.errors import PreconditionFailed, ResourceExists
+from optimist.etag import EntityTag
+from optimist.sqlalchemy import create, create_engine, find, get, update
+from optimist.sqlalchemy.direct import INDIRECT, all_rows, one_row
+from optimist.sqlalchemy.statements import page_of, read_one, update_one
+from sqlalchemy import Select, event, literal_column, select, text
+from tests.support.stores import Store, open_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A fresh ``items`` table on each backend."""
+    async with open_store(database_url) as opened:
+        yield opened
+
+
+async def _row(store: Store, key: str = "a") -> dict[str, Any]:
+    await create(store.engine, store.items, {"id": key, "name": "n", "counter": 3})
+    statement, parameters = read_one(store.items, (key,), {"tenant": 1})
+    found = await one_row(store.engine, statement, parameters)
+    assert isinstance(found, dict)
+    return found
+
+
+async def test_a_read_matches_what_sqlalchemy_returns(store: Store) -> None:
+    """A row read on the driver equals the row SQLAlchemy's execution returns, types and all."""
+    direct = await _row(store)
+    async with store.engine.connect() as connection:
+        through = await find(connection, store.items, "a", scope={"tenant": 1})
+    assert through is not None
+    assert direct == dict(through.values)
+    assert direct["updated_at"].tzinfo is not None
+
+
+async def test_a_missing_row_is_none(store: Store) -> None:
+    """No row at the key is None, not the fallback."""
+    statement, parameters = read_one(store.items, ("nobody",), {"tenant": 1})
+    assert await one_row(store.engine, statement, parameters) is None
+
+
+async def test_a_conditional_update_writes_on_the_driver(store: Store) -> None:
+    """The prepared UPDATE applies its values and new version, and a stale tag writes nothing."""
+    before = await _row(store)
+    now = datetime.now(UTC)
+    values = {"counter": 4, "etag": "next", "updated_at": now}
+    prepared = update_one(store.items, ("a",), {"tenant": 1}, values, before["etag"])
+    assert prepared is not None
+    written = await one_row(store.engine, *prepared)
+    assert isinstance(written, dict)
+    assert (written["counter"], written["etag"], written["updated_at"]) == (4, "next", now)
+    assert await one_row(store.engine, *prepared) is None
+    assert (await get(store.engine, store.items, "a", scope={"tenant": 1}))["counter"] == 4
+
+
+async def test_statement_listeners_take_sqlalchemy_s_path(store: Store) -> None:
+    """An engine whose cursor execution is observed runs everything through SQLAlchemy."""
+    await _row(store)
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+        assert await one_row(store.engine, statement, parameters) is INDIRECT
+        await get(store.engine, store.items, "a", scope={"tenant": 1})
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert len(seen) == 1
+
+
+@pytest.mark.parametrize("hook", ["before_execute", "after_execute", "after_cursor_execute"])
+async def test_other_execution_listeners_take_sqlalchemy_s_path(store: Store, hook: str) -> None:
+    """Any listener of statement execution keeps the engine on SQLAlchemy's execution."""
+    await _row(store)
+
+    def observe(*_args: Any) -> None:
+        return None
+
+    event.listen(store.engine.sync_engine, hook, observe)
+    try:
+        statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+        assert await one_row(store.engine, statement, parameters) is INDIRECT
+    finally:
+        event.remove(store.engine.sync_engine, hook, observe)
+
+
+async def test_a_schema_translating_engine_takes_sqlalchemy_s_path(store: Store) -> None:
+    """An engine that maps schema names is not bypassed: the SQL names change as it runs."""
+    await _row(store)
+    mapped = store.engine.execution_options(schema_translate_map={None: None})
+    statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+    assert await one_row(mapped, statement, parameters) is INDIRECT
+    record = await get(mapped, store.items, "a", scope={"tenant": 1})
+    assert record["id"] == "a"
+
+
+async def test_an_echoing_engine_takes_sqlalchemy_s_path(database_url: str) -> None:
+    """An engine that logs its statements is not bypassed."""
+    async with open_store(database_url) as store:
+        await _row(store)
+    engine = create_engine(database_url, echo=True)
+    try:
+        statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+        assert await one_row(engine, statement, parameters) is INDIRECT
+    finally:
+        await engine.dispose()
+
+
+async def test_a_refused_write_leaves_the_pool_serving(store: Store) -> None:
+    """A write the database refuses is SQLAlchemy's typed error; the next write goes through."""
+    await create(store.engine, store.items, {"id": "a", "email": "a@example.com"})
+    await create(store.engine, store.items, {"id": "b", "email": "b@example.com"})
+    for _ in range(3):
+        with pytest.raises(ResourceExists):
+            await update(store.engine, store.items, "b", {"email": "a@example.com"})
+    moved = await update(store.engine, store.items, "b", {"email": "c@example.com"})
+    assert moved["email"] == "c@example.com"
+
+
+async def test_a_stale_tag_reads_the_row_to_say_why(store: Store) -> None:
+    """A conditional update that matches nothing is a 412 carrying the current tag."""
+    created = await create(store.engine, store.items, {"id": "a"})
+    with pytest.raises(PreconditionFailed) as failed:
+        await update(
+            store.engine, store.items, "a", {"counter": 1}, condition=TagIn((EntityTag("old"),))
+        )
+    assert failed.value.current_etag == created.etag
+
+
+async def test_cancelled_statement_discards_its_connection(postgres_url: str) -> None:
+    """A task cancelled while the driver works leaves no connection checked out or reused."""
+    engine = create_engine(postgres_url)
+    try:
+        sleeping: Select[Any] = select(literal_column("pg_sleep(5)").label("slept"))
+        with anyio.move_on_after(0.3):
+            await one_row(engine, sleeping, {})
+        pool = engine.sync_engine.pool
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        answer = await one_row(engine, select(literal_column("41 + 1").label("n")), {})
+        assert answer == {"n": 42}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_session_ended_by_the_server_is_not_pooled(postgres_url: str) -> None:
+    """A connection the server terminated is invalidated; the next statement gets a new one."""
+    engine = create_engine(postgres_url)
+    try:
+        who: Select[Any] = select(literal_column("pg_backend_pid()").label("pid"))
+        first = await one_row(engine, who, {})
+        assert isinstance(first, dict)
+        other = create_engine(postgres_url)
+        try:
+            async with other.connect() as connection:
+                terminate = text("SELECT pg_terminate_backend(:pid)")
+                await connection.execute(terminate, {"pid": first["pid"]})
+                # pg_terminate_backend only signals; wait until the backend is gone.
+                alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                while await connection.scalar(alive, {"pid": first["pid"]}):
+                    await anyio.sleep(0.02)
+        finally:
+            await other.dispose()
+        # As through SQLAlchemy, the statement that finds the connection dead fails:
+        # as a server's refusal (left to SQLAlchemy's execution) or as a closed
+        # connection; either way the connection leaves the pool.
+        failed: object
+        try:
+            failed = await one_row(engine, who, {})
+        except DBAPIError as error:
+            failed = error
+        invalidated = isinstance(failed, DBAPIError) and failed.connection_invalidated
+        assert failed is INDIRECT or invalidated
+        outcome = await one_row(engine, who, {})
+        assert isinstance(outcome, dict)
+        assert outcome["pid"] != first["pid"]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_closed_connection_is_a_dbapi_error(postgres_url: str) -> None:
+    """A connection closed under the statement raises DBAPIError, marked invalidated."""
+    engine = create_engine(postgres_url)
+    try:
+        proxied = await engine.raw_connection()
+        await proxied.driver_connection.close()  # type: ignore[union-attr]
+        proxied.close()
+        with pytest.raises(DBAPIError) as failed:
+            await one_row(engine, select(literal_column("1").label("n")), {})
+        assert failed.value.connection_invalidated
+        assert await one_row(engine, select(literal_column("2").label("n")), {}) == {"n": 2}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_page_matches_what_sqlalchemy_returns(store: Store) -> None:
+    """A first page read on the driver equals SQLAlchemy's, watermark column included."""
+    for key in "abcde":
+        await create(store.engine, store.items, {"id": key})
+    statement, parameters = page_of(
+        store.items, {"tenant": 1}, limit=3, after=None, watermark=None, descending=False
+    )
+    direct = await all_rows(store.engine, statement, parameters)
+    async with store.engine.connect() as connection:
+        through = [
+            dict(row) for row in (await connection.execute(statement, parameters)).mappings()
+        ]
+    assert direct == through
+    assert [row["id"] for row in through] == ["a", "b", "c"]
+
+
+async def test_one_process_s_sqlite_writers_take_turns(tmp_path: Path) -> None:
+    """Concurrent updates in one process never meet SQLite's lock, even with no busy wait."""
+    async with open_store(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}", busy_timeout=0) as store:
+        for key in "abcd":
+            await create(store.engine, store.items, {"id": key})
+
+        async def writer(key: str) -> None:
+            for counter in range(20):
+                await update(store.engine, store.items, key, {"counter": counter})
+
+        async with anyio.create_task_group() as group:
+            for index in range(32):
+                group.start_soon(writer, "abcd"[index % 4])
+        final = await get(store.engine, store.items, "a")
+        assert final["counter"] == 19

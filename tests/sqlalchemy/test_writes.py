@@ -1,0 +1,421 @@
+"""Conditional reads and writes of one row (optimist.sqlalchemy.writes) on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from optimist.conditions import (
+    ABSENT,
+    ALWAYS,
+    EXISTS,
+    NEVER,
+    Condition,
+    Not,
+    TagIn,
+    UnmodifiedSince,
+)
+from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
+from optimist.etag import Comparison, EntityTag
+from optimist.preconditions import Outcome, Preconditions, evaluate
+from optimist.sqlalchemy import (
+    Record,
+    create,
+    create_engine,
+    delete,
+    find,
+    get,
+    update,
+    versioned_table,
+)
+from sqlalchemy import Column, Integer, MetaData, String, event, select
+from tests.support.stores import Store, open_store
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """A fresh ``items`` table on each backend."""
+    async with open_store(database_url) as opened:
+        yield opened
+
+
+@contextmanager
+def statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """Collect the data statements (not BEGIN/COMMIT) the engine executes."""
+    seen: list[str] = []
+
+    def record(_conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}:
+            seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def make(store: Store, key: str = "a", **values: Any) -> Record:
+    return await create(store.engine, store.items, {"id": key, **values})
+
+
+def tag_in(*tags: EntityTag, comparison: Comparison = Comparison.STRONG) -> Condition:
+    return TagIn(tags, comparison)
+
+
+# -- get ---------------------------------------------------------------------------------
+
+
+async def test_get_returns_the_row_with_its_entity_tag(store: Store) -> None:
+    """get reads the row and its strong entity tag, timestamp and state."""
+    created = await make(store, name="first")
+    record = await get(store.engine, store.items, "a")
+    assert record == created
+    assert record.etag == EntityTag(record["etag"])
+    assert record.state.exists
+    assert record.state.etag == record.etag
+    assert record.updated_at.tzinfo is UTC
+
+
+async def test_get_is_one_query(store: Store) -> None:
+    """get costs one SELECT."""
+    await make(store)
+    with statements(store.engine) as seen:
+        await get(store.engine, store.items, "a")
+    assert len(seen) == 1
+
+
+async def test_get_missing_row_is_not_found(store: Store) -> None:
+    """A key without a row raises ResourceNotFound naming the resource and key."""
+    with pytest.raises(ResourceNotFound) as raised:
+        await get(store.engine, store.items, "nope")
+    assert (raised.value.resource, raised.value.key) == ("items", "nope")
+
+
+async def test_get_outside_scope_is_not_found(store: Store) -> None:
+    """Another tenant's row is a 404."""
+    await make(store, tenant=1)
+    with pytest.raises(ResourceNotFound):
+        await get(store.engine, store.items, "a", scope={"tenant": 2})
+    assert await find(store.engine, store.items, "a", scope={"tenant": 1}) is not None
+
+
+async def test_record_state_drives_evaluate(store: Store) -> None:
+    """The state of a read row answers If-None-Match with 304."""
+    record = await make(store)
+    conditions = Preconditions.parse(if_none_match=str(record.etag))
+    assert evaluate(conditions, "GET", record.state) is Outcome.NOT_MODIFIED
+
+
+# -- update ------------------------------------------------------------------------------
+
+
+async def test_update_with_current_tag_writes_and_changes_the_tag(store: Store) -> None:
+    """A matching If-Match writes the values, a new ETag and a later updated_at."""
+    created = await make(store, name="old")
+    updated = await update(
+        store.engine, store.items, "a", {"name": "new"}, condition=tag_in(created.etag)
+    )
+    assert updated["name"] == "new"
+    assert updated.etag != created.etag
+    assert updated.updated_at >= created.updated_at
+    assert await get(store.engine, store.items, "a") == updated
+
+
+async def test_update_success_is_one_statement(store: Store) -> None:
+    """The success path is the UPDATE … RETURNING alone."""
+    created = await make(store)
+    with statements(store.engine) as seen:
+        await update(store.engine, store.items, "a", {"name": "x"}, condition=tag_in(created.etag))
+    assert len(seen) == 1
+    assert seen[0].lstrip().upper().startswith("UPDATE")
+
+
+async def test_update_with_stale_tag_fails_with_current_state(store: Store) -> None:
+    """A stale If-Match writes nothing; the 412 carries the current tag and row."""
+    created = await make(store, name="old")
+    current = await update(store.engine, store.items, "a", {"name": "theirs"})
+    with pytest.raises(PreconditionFailed) as raised:
+        await update(
+            store.engine, store.items, "a", {"name": "mine"}, condition=tag_in(created.etag)
+        )
+    assert raised.value.current_etag == current.etag
+    assert raised.value.current == current
+    assert (await get(store.engine, store.items, "a"))["name"] == "theirs"
+
+
+async def test_update_missing_row_is_not_found(store: Store) -> None:
+    """No row at the key is a 404, whatever the condition."""
+    with pytest.raises(ResourceNotFound):
+        await update(store.engine, store.items, "nope", {"name": "x"}, condition=EXISTS)
+
+
+async def test_update_outside_scope_is_not_found_even_with_the_right_tag(store: Store) -> None:
+    """Another tenant's row is a 404 for writes too, and stays unwritten."""
+    created = await make(store, tenant=1, name="kept")
+    with pytest.raises(ResourceNotFound):
+        await update(
+            store.engine,
+            store.items,
+            "a",
+            {"name": "x"},
+            condition=tag_in(created.etag),
+            scope={"tenant": 2},
+        )
+    assert (await get(store.engine, store.items, "a"))["name"] == "kept"
+
+
+async def test_update_never_reads_without_writing(store: Store) -> None:
+    """A malformed If-Match (NEVER) skips the UPDATE and answers 412 from one read."""
+    created = await make(store)
+    with statements(store.engine) as seen, pytest.raises(PreconditionFailed) as raised:
+        await update(store.engine, store.items, "a", {"name": "x"}, condition=NEVER)
+    assert raised.value.current_etag == created.etag
+    assert [s.lstrip().split(None, 1)[0].upper() for s in seen] == ["SELECT"]
+
+
+async def test_update_without_values_still_changes_the_tag(store: Store) -> None:
+    """Every successful write changes the ETag, even one that sets nothing."""
+    created = await make(store)
+    touched = await update(store.engine, store.items, "a", {})
+    assert touched.etag != created.etag
+
+
+async def test_update_accepts_sql_expressions(store: Store) -> None:
+    """Values may be expressions over the row, evaluated by the database."""
+    await make(store, counter=41)
+    updated = await update(
+        store.engine, store.items, "a", {"counter": store.items.table.c.counter + 1}
+    )
+    assert updated["counter"] == 42
+
+
+async def test_update_weak_table_matches_weakly(store: Store) -> None:
+    """On a table of weak tags, If-Match compared weakly (the admin profile) writes."""
+    created = await create(store.engine, store.weak_items, {"id": "w"})
+    assert created.etag.weak
+    updated = await update(
+        store.engine,
+        store.weak_items,
+        "w",
+        {"name": "x"},
+        condition=tag_in(created.etag, comparison=Comparison.WEAK),
+    )
+    assert updated.etag.weak
+    assert updated.etag != created.etag
+
+
+async def test_update_weak_table_never_matches_strongly(store: Store) -> None:
+    """RFC 9110 §8.8.3.2: a strong If-Match never matches a weak stored tag."""
+    created = await create(store.engine, store.weak_items, {"id": "w"})
+    with pytest.raises(PreconditionFailed):
+        await update(
+            store.engine, store.weak_items, "w", {"name": "x"}, condition=tag_in(created.etag)
+        )
+
+
+@pytest.mark.parametrize(
+    ("shift", "writes"),
+    [(timedelta(seconds=5), True), (timedelta(seconds=-5), False)],
+    ids=["unmodified-since-later", "modified-after-date"],
+)
+async def test_update_if_unmodified_since(store: Store, shift: timedelta, writes: bool) -> None:
+    """If-Unmodified-Since writes only if the row is not newer than the date."""
+    created = await make(store)
+    condition = UnmodifiedSince(created.updated_at.replace(microsecond=0) + shift)
+    if writes:
+        await update(store.engine, store.items, "a", {"name": "x"}, condition=condition)
+    else:
+        with pytest.raises(PreconditionFailed):
+            await update(store.engine, store.items, "a", {"name": "x"}, condition=condition)
+
+
+@pytest.mark.parametrize(
+    "column", ["etag", "updated_at", "created_seq", "id"], ids=lambda c: f"sets-{c}"
+)
+async def test_update_refuses_managed_columns(store: Store, column: str) -> None:
+    """The version columns and the key are not the caller's to set."""
+    await make(store)
+    with pytest.raises(ValueError, match=column):
+        await update(store.engine, store.items, "a", {column: "x"})
+
+
+async def test_update_unknown_column_is_refused(store: Store) -> None:
+    """A misspelt column is a programming error, raised before any statement."""
+    with pytest.raises(ValueError, match="nmae"):
+        await update(store.engine, store.items, "a", {"nmae": "x"})
+
+
+async def test_update_joins_the_callers_transaction(store: Store) -> None:
+    """Given a connection in a transaction, the write is the caller's to roll back."""
+    created = await make(store, name="before")
+    async with store.engine.connect() as connection, connection.begin() as outer:
+        await update(connection, store.items, "a", {"name": "after"})
+        await outer.rollback()
+    assert await get(store.engine, store.items, "a") == created
+
+
+# -- delete ------------------------------------------------------------------------------
+
+
+async def test_delete_with_current_tag_removes_the_row(store: Store) -> None:
+    """A matching If-Match deletes and returns the row as it was."""
+    created = await make(store)
+    deleted = await delete(store.engine, store.items, "a", condition=tag_in(created.etag))
+    assert deleted == created
+    assert await find(store.engine, store.items, "a") is None
+
+
+async def test_delete_with_stale_tag_keeps_the_row(store: Store) -> None:
+    """A stale If-Match deletes nothing and reports the current tag."""
+    created = await make(store)
+    current = await update(store.engine, store.items, "a", {"name": "x"})
+    with pytest.raises(PreconditionFailed) as raised:
+        await delete(store.engine, store.items, "a", condition=tag_in(created.etag))
+    assert raised.value.current_etag == current.etag
+    assert await find(store.engine, store.items, "a") == current
+
+
+async def test_delete_missing_row_is_not_found(store: Store) -> None:
+    """Deleting nothing is a 404."""
+    with pytest.raises(ResourceNotFound):
+        await delete(store.engine, store.items, "nope")
+
+
+async def test_delete_outside_scope_is_not_found(store: Store) -> None:
+    """Another tenant's row is a 404 and survives."""
+    created = await make(store, tenant=1)
+    with pytest.raises(ResourceNotFound):
+        await delete(
+            store.engine, store.items, "a", condition=tag_in(created.etag), scope={"tenant": 2}
+        )
+    assert await find(store.engine, store.items, "a") == created
+
+
+# -- create ------------------------------------------------------------------------------
+
+
+async def test_create_if_absent_inserts(store: Store) -> None:
+    """If-None-Match: * on a free key creates the row with a tag and a sequence number."""
+    created = await create(store.engine, store.items, {"id": "a", "name": "x"}, condition=ABSENT)
+    assert created["name"] == "x"
+    assert created["created_seq"] >= 1
+    assert await get(store.engine, store.items, "a") == created
+
+
+async def test_create_if_absent_on_taken_key_fails_with_current(store: Store) -> None:
+    """If-None-Match: * on a taken key is a 412 with the current tag and row."""
+    existing = await make(store, name="first")
+    with pytest.raises(PreconditionFailed) as raised:
+        await create(store.engine, store.items, {"id": "a", "name": "second"}, condition=ABSENT)
+    assert raised.value.current_etag == existing.etag
+    assert raised.value.current == existing
+
+
+async def test_create_without_precondition_on_taken_key_is_a_conflict(store: Store) -> None:
+    """A plain create on a taken key is a 409 and overwrites nothing."""
+    existing = await make(store, name="first")
+    with pytest.raises(ResourceExists) as raised:
+        await create(store.engine, store.items, {"id": "a", "name": "second"})
+    assert (raised.value.resource, raised.value.key) == ("items", "a")
+    assert await get(store.engine, store.items, "a") == existing
+
+
+@pytest.mark.parametrize(
+    ("condition", "error"),
+    [
+        (EXISTS, PreconditionFailed),
+        (NEVER, PreconditionFailed),
+        (TagIn((EntityTag("x"),)), PreconditionFailed),
+        (Not(TagIn((EntityTag("x"),), Comparison.WEAK)), None),
+        (ALWAYS, None),
+    ],
+    ids=["if-match-star", "malformed-if-match", "if-match-tag", "if-none-match-tag", "none"],
+)
+async def test_create_on_free_key_by_condition(
+    store: Store, condition: Condition, error: type[Exception] | None
+) -> None:
+    """RFC 9110 §13.1.1: If-Match is false on an absent resource; other conditions create."""
+    if error is None:
+        await create(store.engine, store.items, {"id": "a"}, condition=condition)
+        assert await find(store.engine, store.items, "a") is not None
+    else:
+        with pytest.raises(error) as raised:
+            await create(store.engine, store.items, {"id": "a"}, condition=condition)
+        assert getattr(raised.value, "current_etag", "unset") is None
+        assert await find(store.engine, store.items, "a") is None
+
+
+@pytest.mark.parametrize(
+    ("matches", "error"),
+    [(True, PreconditionFailed), (False, ResourceExists)],
+    ids=["if-none-match-current-tag", "if-none-match-other-tag"],
+)
+async def test_create_on_taken_key_with_if_none_match_tags(
+    store: Store, matches: bool, error: type[Exception]
+) -> None:
+    """If-None-Match with the current tag is a 412; with another tag the taken key is a 409."""
+    existing = await make(store)
+    tag = existing.etag if matches else EntityTag("other")
+    with pytest.raises(error):
+        await create(
+            store.engine, store.items, {"id": "a"}, condition=Not(TagIn((tag,), Comparison.WEAK))
+        )
+
+
+async def test_create_fills_in_the_scope(store: Store) -> None:
+    """A scoped create stores the scope's values."""
+    created = await create(store.engine, store.items, {"id": "a"}, scope={"tenant": 7})
+    assert created["tenant"] == 7
+
+
+async def test_create_refuses_values_contradicting_the_scope(store: Store) -> None:
+    """A value that contradicts the scope is a programming error."""
+    with pytest.raises(ValueError, match="tenant"):
+        await create(store.engine, store.items, {"id": "a", "tenant": 1}, scope={"tenant": 2})
+
+
+async def test_create_taken_key_in_another_scope_is_a_bare_conflict(store: Store) -> None:
+    """A key taken by another tenant is a 409 without that tenant's tag."""
+    await make(store, tenant=1)
+    with pytest.raises(ResourceExists):
+        await create(store.engine, store.items, {"id": "a"}, condition=ABSENT, scope={"tenant": 2})
+
+
+async def test_create_applies_python_column_defaults(store: Store) -> None:
+    """Column defaults apply to creates on both backends."""
+    created = await make(store)
+    assert (created["tenant"], created["counter"]) == (1, 0)
+
+
+async def test_create_with_server_chosen_key(database_url: str) -> None:
+    """Without a key the database chooses one (an identity column)."""
+    metadata = MetaData()
+    notes = versioned_table(
+        "notes", metadata, Column("id", Integer, primary_key=True), Column("text", String(20))
+    )
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        first = await create(engine, notes, {"text": "a"})
+        second = await create(engine, notes, {"text": "b"})
+        assert first["id"] != second["id"]
+        assert second["created_seq"] > first["created_seq"]
+        async with engine.connect() as connection:
+            assert (
+                await connection.scalar(
+                    select(notes.table.c.text).where(notes.table.c.id == second["id"])
+                )
+            ) == "b"
+    finally:
+        await engine.dispose()
