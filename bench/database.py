@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Final
 
 import asyncpg
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from optimist.sqlalchemy import create_engine
-from sqlalchemy import text
 
 from bench.apps.optimist_app import items, metadata
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
+
 from optimist.errors import OptimistError
 from optimist.httpx import AsyncClient, JsonApi, OnConflict
 from optimist.merge import JSON

@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
 from optimist.sqlalchemy import create
 
 README = Path(__file__).resolve().parent.parent / "README.md"

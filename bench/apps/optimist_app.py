@@ -22,17 +22,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
+from fastapi import Depends, FastAPI, Query, Response
 from pydantic import BaseModel
+from sqlalchemy import Column, Integer, MetaData, Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from fastapi import Depends, FastAPI, Query, Response
 from optimist.cursor import Cursor, CursorCodec
 from optimist.errors import MalformedToken
 from optimist.fastapi import conditional, install_problem_handlers
 from optimist.sqlalchemy import Page, Record, create_engine, get, page, update, versioned_table
 from optimist.starlette import ConditionalRequest, set_etag
 from optimist.tokens import TokenSigner
-from sqlalchemy import Column, Integer, MetaData, Text
 
 __all__ = [
     "DEFAULT_LIMIT",

@@ -24,13 +24,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, event, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
-
-from fastapi import FastAPI, Header, HTTPException, Query, Response
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, event, select
 
 __all__ = ["create_app"]
 

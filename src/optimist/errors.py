@@ -37,6 +37,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from optimist._text import shorten
+
 if TYPE_CHECKING:
     from optimist.etag import EntityTag
     from optimist.vclock import Ordering, VectorClock
@@ -64,11 +66,6 @@ __all__ = [
 ]
 
 
-def _preview(value: str, limit: int = 80) -> str:
-    """Shorten hostile input before it is echoed back in a message."""
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
 class OptimistError(Exception):
     """Base of every error optimist raises; ``status`` is the HTTP status it stands for."""
 
@@ -92,7 +89,7 @@ class InvalidInput(OptimistError, ValueError):
         self.reason = reason
 
     def __repr__(self) -> str:
-        shown = _preview(self.value)
+        shown = shorten(self.value)
         return (
             f"{type(self).__name__}(field={self.field!r}, value={shown!r}, reason={self.reason!r})"
         )

@@ -5,7 +5,7 @@ the standard members first (``type``, ``title``, ``status``, ``detail``, ``insta
 the order of the seed documents' bodies and RFC 9457's examples), then
 ``invalid_params`` and the other extension members (snake_case, RFC 9457 §3.2).
 :func:`from_error` maps any :class:`OptimistError` to its problem, so integrations need
-no table of their own.
+no table of their own. :func:`shorten` bounds the client input a detail repeats.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from http import HTTPStatus
 from typing import Any, Final
 
 from optimist import errors
+from optimist._text import shorten
 
-__all__ = ["MEDIA_TYPE", "InvalidParam", "Problem", "from_error"]
+__all__ = ["MEDIA_TYPE", "InvalidParam", "Problem", "from_error", "shorten"]
 
 #: RFC 9457 §6.1.
 MEDIA_TYPE: Final = "application/problem+json"

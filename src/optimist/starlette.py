@@ -40,8 +40,9 @@ from optimist.errors import (
     VersionConflict,
 )
 from optimist.etag import ANY, Comparison, EntityTag, parse_list
+from optimist.httpdate import http_date
 from optimist.policy import PreconditionPolicy
-from optimist.preconditions import Outcome, Preconditions, evaluate, http_date
+from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.problem import MEDIA_TYPE, Problem, from_error
 from optimist.vclock import VectorClock
 

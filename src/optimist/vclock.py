@@ -26,6 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, NoReturn
 
 from optimist import etag
+from optimist._text import shorten
 from optimist.errors import InvalidEntityTag, InvalidVectorClock
 
 __all__ = [
@@ -72,7 +73,7 @@ class _Rejected(Exception):
 
 def _shown(text: str, limit: int = 32) -> str:
     """A node name as it may appear in a reason, shortened if hostile."""
-    return repr(text if len(text) <= limit else text[:limit] + "…")
+    return repr(shorten(text, limit))
 
 
 def _checked_node(node: object) -> str:

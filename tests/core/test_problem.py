@@ -10,7 +10,7 @@ import pytest
 
 from optimist import errors
 from optimist.etag import EntityTag
-from optimist.problem import MEDIA_TYPE, InvalidParam, Problem, from_error
+from optimist.problem import MEDIA_TYPE, InvalidParam, Problem, from_error, shorten
 from optimist.vclock import Ordering, VectorClock
 
 
@@ -360,3 +360,13 @@ def test_from_error_uses_the_instance_status() -> None:
         "detail": "If-Match header required for DELETE operations",
         "invalid_params": [{"name": "If-Match", "reason": "required"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "limit", "shown"),
+    [("abc", 3, "abc"), ("abcd", 3, "abc…"), ("", 0, ""), ("x" * 81, 80, "x" * 80 + "…")],
+    ids=["at-the-limit", "over-the-limit", "empty", "default-limit"],
+)
+def test_shorten_cuts_only_what_is_over_the_limit(value: str, limit: int, shown: str) -> None:
+    """shorten keeps a value within its limit and cuts a longer one, marking the cut."""
+    assert shorten(value, limit) == shown

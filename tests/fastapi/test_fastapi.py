@@ -14,14 +14,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import httpx
 import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse
 from starlette.types import Message
 
-import httpx
-from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from optimist.conditions import Condition, ResourceState
 from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
 from optimist.etag import Comparison, EntityTag
@@ -33,8 +33,9 @@ from optimist.fastapi import (
     install_problem_handlers,
     problem_responses,
 )
+from optimist.httpdate import http_date
 from optimist.policy import PreconditionPolicy, Requirement
-from optimist.preconditions import Preconditions, http_date
+from optimist.preconditions import Preconditions
 from optimist.starlette import ConditionalRequest, set_etag
 
 pytestmark = pytest.mark.anyio

@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-import httpx
 from optimist.sqlalchemy import create, create_engine
 from tests.support.counter_app import items, metadata
 from tests.support.servers import Server, free_port, serving

@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import anyio
+import httpx
 import pytest
 
-import httpx
 from optimist.conditions import ResourceState
 from optimist.errors import (
     InvalidInput,
@@ -34,6 +34,7 @@ from optimist.errors import (
     ResponseError,
 )
 from optimist.etag import Comparison, EntityTag
+from optimist.httpdate import http_date
 from optimist.httpx import (
     PUT,
     AdminApi,
@@ -56,7 +57,7 @@ from optimist.httpx import (
 )
 from optimist.httpx.client import TRANSPORT_ATTEMPTS, resendable
 from optimist.merge import JSON, apply_merge_patch
-from optimist.preconditions import Outcome, Preconditions, evaluate, http_date
+from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.problem import Problem
 
 BASE = "http://api.test"

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from optimist.service import demo
 from optimist.service.runtime import prepare
 from optimist.service.schema import metadata
 from optimist.sqlalchemy import create_engine
-from sqlalchemy import text
 from tests.support.databases import (
     database_url,
     postgres_server_url,

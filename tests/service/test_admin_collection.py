@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from optimist.cursor import Cursor
-from optimist.preconditions import http_date
+from optimist.httpdate import http_date
 from tests.support.admin import MODIFIED_DETAIL, SEED_400, USER, etag_of, identity, problem, writer
 from tests.support.service import Service, statements
 

@@ -6,9 +6,9 @@ from collections import Counter
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
-import httpx
 from tests.support.admin import USER, etag_of, identity, writer
 from tests.support.service import Service, running, settings_for
 

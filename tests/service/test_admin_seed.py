@@ -8,9 +8,9 @@ first, so the requests here carry them.
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-import httpx
 from optimist.httpx import AdminApi, AsyncClient, Updated
 from tests.support.admin import (
     MODIFIED_DETAIL,

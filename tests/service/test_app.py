@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from sqlalchemy import inspect
 
 from optimist.service.runtime import prepare, signing_key
 from optimist.service.schema import metadata
 from optimist.sqlalchemy import create_engine
-from sqlalchemy import inspect
 from tests.support.service import Service, settings_for
 
 pytestmark = pytest.mark.anyio

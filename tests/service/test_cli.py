@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, inspect
 
 from optimist.service.cli import main
 from optimist.service.settings import ENVIRONMENT
-from sqlalchemy import create_engine, inspect
 
 
 @pytest.fixture(autouse=True)

@@ -11,10 +11,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-import httpx
 from optimist.errors import MergeConflict
 from optimist.httpx import AsyncClient, ProjectsApi
 from tests.support.servers import free_port, optimist_command, serving

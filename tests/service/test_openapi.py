@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from fastapi import FastAPI
+
 from optimist.service.app import create_app
 from optimist.service.settings import Settings
 from tests.support.service import Service

@@ -7,11 +7,11 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
 from optimist.etag import EntityTag
-from optimist.preconditions import http_date
+from optimist.httpdate import http_date
 from optimist.service.projects import TRANSITIONS, mismatch_detail, sources
 from tests.support.service import Service, problem_of, statements
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from optimist.service import schema
-from sqlalchemy import select
 from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio

@@ -12,9 +12,9 @@ import asyncio
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
 from tests.support.service import Service
 
 pytestmark = pytest.mark.anyio

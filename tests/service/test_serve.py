@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-import httpx
 from tests.support.admin import MODIFIED_DETAIL, SEED_400, WEAK_ETAG, identity
 from tests.support.servers import Server, free_port, optimist_command, serving
 

@@ -9,11 +9,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
 from optimist.cursor import Cursor
-from optimist.preconditions import http_date
+from optimist.httpdate import http_date
 from optimist.service.sessions import MAX_NOTES
 from optimist.starlette import INVALID_CLOCK_DETAIL
 from tests.support.service import Service, problem_of, running, settings_for, statements

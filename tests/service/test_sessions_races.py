@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 import pytest
 
-import httpx
 from optimist.httpx import AsyncClient, SessionsApi, Updated
 from optimist.merge import JSON
 from tests.support.service import Service, running, settings_for

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optimist.conditions import ABSENT, ALWAYS, Condition, TagIn
@@ -27,7 +28,6 @@ from optimist.sqlalchemy import (
     update_clocked,
 )
 from optimist.vclock import Ordering, VectorClock
-from sqlalchemy import MetaData
 from tests.support.stores import (
     declare_sessions,
     process_clock_worker,

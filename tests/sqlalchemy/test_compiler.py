@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, true
 
 from optimist.conditions import (
     ABSENT,
@@ -22,7 +23,6 @@ from optimist.conditions import (
 )
 from optimist.etag import Comparison, EntityTag
 from optimist.sqlalchemy import Record, Versioned, create, where
-from sqlalchemy import func, select, true
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

@@ -9,6 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import Select, event, literal_column, select, text
 from sqlalchemy.exc import DBAPIError
 
 from optimist.conditions import TagIn
@@ -17,7 +18,6 @@ from optimist.etag import EntityTag
 from optimist.sqlalchemy import create, create_engine, find, get, update
 from optimist.sqlalchemy.direct import INDIRECT, all_rows, one_row
 from optimist.sqlalchemy.statements import page_of, read_one, update_one
-from sqlalchemy import Select, event, literal_column, select, text
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

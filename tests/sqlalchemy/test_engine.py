@@ -8,13 +8,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from optimist.sqlalchemy import SQLITE_BEGIN, autocommit, create_engine, reading, transaction
 from optimist.sqlalchemy.engine import POSTGRES_POOL
-from sqlalchemy import text
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,7 +20,6 @@ from optimist.conditions import ALWAYS, NEVER, TagIn
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceNotFound
 from optimist.etag import EntityTag
 from optimist.sqlalchemy import Record, create, get, update, writes
-from sqlalchemy import event
 from tests.support.stores import Store, open_store, race, writers
 
 pytestmark = pytest.mark.anyio

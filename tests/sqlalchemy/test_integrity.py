@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import Column, ForeignKey, Integer, MetaData, String
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from optimist.errors import InvalidInput, ResourceExists
 from optimist.sqlalchemy import create, create_engine, find, update, versioned_table
 from optimist.sqlalchemy.integrity import translate
-from sqlalchemy import Column, ForeignKey, Integer, MetaData, String
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

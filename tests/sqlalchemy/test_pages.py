@@ -8,10 +8,10 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy import event
 
 from optimist.errors import ResourceNotFound
 from optimist.sqlalchemy import Page, create, delete, page, update
-from sqlalchemy import event
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

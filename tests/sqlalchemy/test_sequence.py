@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import anyio
 import pytest
+from sqlalchemy import MetaData
 
 from optimist.sqlalchemy import create, page, sequences
 from optimist.sqlalchemy.sequence import SEQUENCES_TABLE, high_water
-from sqlalchemy import MetaData
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import MetaData
 
 from optimist.sqlalchemy import create
 from optimist.sqlalchemy import statements as module
 from optimist.sqlalchemy.statements import page_of, read_one, update_one
-from sqlalchemy import MetaData
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

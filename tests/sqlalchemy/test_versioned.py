@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 
 from optimist.conditions import ResourceState
 from optimist.etag import EntityTag
@@ -24,7 +25,6 @@ from optimist.sqlalchemy import (
     update,
     versioned_table,
 )
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

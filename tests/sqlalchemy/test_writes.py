@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Column, Integer, MetaData, String, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -34,7 +35,6 @@ from optimist.sqlalchemy import (
     update,
     versioned_table,
 )
-from sqlalchemy import Column, Integer, MetaData, String, event, select
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

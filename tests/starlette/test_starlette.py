@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
+from fastapi import APIRouter, FastAPI
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -15,8 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-import httpx
-from fastapi import APIRouter, FastAPI
 from optimist.conditions import ResourceState
 from optimist.errors import (
     OptimistError,
@@ -25,8 +25,9 @@ from optimist.errors import (
     VersionConflict,
 )
 from optimist.etag import ANY, EntityTag
+from optimist.httpdate import http_date
 from optimist.policy import PreconditionPolicy, Requirement
-from optimist.preconditions import Malformed, http_date
+from optimist.preconditions import Malformed
 from optimist.starlette import (
     INVALID_CLOCK_DETAIL,
     ConditionalProfile,

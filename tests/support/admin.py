@@ -6,6 +6,7 @@ import re
 from typing import Any, Final
 
 import httpx
+
 from tests.support.service import problem_of
 
 PROBLEM: Final = "application/problem+json"

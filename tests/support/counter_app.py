@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+
 from optimist.conditions import ALWAYS, Condition
 from optimist.errors import PreconditionFailed
 from optimist.sqlalchemy import Bind, Record, Versioned, get, update

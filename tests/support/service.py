@@ -9,10 +9,11 @@ from typing import Any, Final
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import event
+
 from optimist.service.app import create_app
 from optimist.service.runtime import Runtime
 from optimist.service.settings import Settings
-from sqlalchemy import event
 
 PROBLEM: Final = "application/problem+json"
 

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optimist.conditions import ABSENT, TagIn
@@ -30,7 +31,6 @@ from optimist.sqlalchemy import (
     update_clocked,
     versioned_table,
 )
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String
 
 __all__ = [
     "Store",

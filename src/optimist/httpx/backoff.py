@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from optimist.preconditions import parse_http_date
+from optimist.httpdate import parse_http_date
 
 __all__ = ["Attempts", "Backoff", "parse_retry_after"]
 
