@@ -11,7 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from optimist.httpx import AdminApi, AsyncClient, Updated
+from optimist.httpx import AsyncClient, Updated
+from optimist.service.clients import AdminApi
 from tests.support.admin import (
     MODIFIED_DETAIL,
     PROBLEM,

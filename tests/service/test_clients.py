@@ -1,6 +1,8 @@
-"""The client against the real reference service: merges that keep every change.
+"""The client adapters of the reference service (optimist.service.clients).
 
-In-process (the ASGI app through httpx) for behaviour; ``optimist serve`` processes for
+Each adapter against an in-memory fake of its API (tests/support/fake_api.py), through
+both clients; then the client against the real service, merges that keep every change:
+in-process (the ASGI app through httpx) for behaviour, ``optimist serve`` processes for
 the race: 16 clients × 25 increments of different members of one project, through
 ``update()``, must all be kept.
 """
@@ -8,6 +10,7 @@ the race: 16 clients × 25 increments of different members of one project, throu
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from optimist.errors import MergeConflict
-from optimist.httpx import AsyncClient, ProjectsApi
+from optimist.etag import EntityTag
+from optimist.httpx import AsyncClient
+from optimist.service.clients import AdminApi, ProjectsApi, SessionsApi
+from tests.support.fake_api import FakeServer, Rig, setting
 from tests.support.servers import free_port, optimist_command, serving
 from tests.support.service import Service
 
@@ -24,6 +30,91 @@ pytestmark = pytest.mark.anyio
 
 CLIENTS = 16
 INCREMENTS = 25
+
+
+# -- each adapter against a fake of its API -------------------------------------------------
+
+
+@pytest.fixture(params=["sync", "async"])
+def rig(request: pytest.FixtureRequest) -> Rig:
+    """A fresh fake server, with clients of one kind: each test runs sync and async."""
+    return Rig(request.param)
+
+
+async def test_projects_api_unwraps_the_envelope_and_puts_changes(rig: Rig) -> None:
+    """Projects: documents come in ``{"result": ...}``; a PUT carries changed fields only."""
+    rig.server = FakeServer(envelope=True, partial_put=True)
+    rig.server.store("p", {"name": "Sign", "status": "draft", "etag": "v1"})
+    api = ProjectsApi(server_owned=frozenset({"id", "version", "etag"}))
+    updated = await rig.client(api=api).update("/items/p", setting(name="Main Street Sign"))
+    (put,) = rig.server.sent("PUT")
+    assert json.loads(put.content) == {"name": "Main Street Sign"}
+    assert updated.document == rig.server.doc("p")
+
+
+async def test_projects_api_paginates_the_envelope(rig: Rig) -> None:
+    """Projects lists are ``{"result": {"items": [...], "next_cursor": ...}}``."""
+    rig.server = FakeServer(envelope=True)
+    for key in "abc":
+        rig.server.store(key, {})
+    items = await rig.client(api=ProjectsApi()).items("/items")
+    assert [item["id"] for item in items] == ["a", "b", "c"]
+
+
+def test_projects_api_never_writes_back_the_body_etag() -> None:
+    """The bare ``etag`` member, ids and timestamps of a project are the server's."""
+    project = {"project_id": "proj_1", "name": "n", "status": "draft", "etag": "abc",
+               "created_at": "t", "updated_at": "t"}  # fmt: skip
+    assert ProjectsApi().writable(project) == {"name": "n", "status": "draft"}
+
+
+async def test_admin_api_sends_identity_and_csrf_token(rig: Rig) -> None:
+    """Admin: identity on every request, a CSRF token fetched once for writes."""
+    rig.server = FakeServer(csrf=True)
+    rig.server.store("u", {"role": "editor"})
+    api = AdminApi(tenant="1", role="admin", server_owned=frozenset({"id", "version"}))
+    client = rig.client(api=api)
+    await client.update("/items/u", setting(role="admin"))
+    await client.update("/items/u", setting(role="viewer"))
+    paths = [r.url.path for r in rig.server.requests]
+    assert paths.count("/admin/csrf-token") == 1
+    assert all(r.headers["X-Tenant-Id"] == "1" for r in rig.server.requests)
+    assert all(r.headers["X-User-Role"] == "admin" for r in rig.server.requests)
+    assert all(r.headers["X-CSRF-Token"] == "token-1" for r in rig.server.sent("PATCH"))
+    assert rig.server.doc("u")["role"] == "viewer"
+
+
+async def test_admin_api_refreshes_an_expired_csrf_token(rig: Rig) -> None:
+    """A 403 on a write fetches a new token and sends the write again, once."""
+    rig.server = FakeServer(csrf=True)
+    rig.server.store("u", {"role": "editor"})
+    client = rig.client(
+        api=AdminApi(tenant="1", role="admin", server_owned=frozenset({"id", "version"}))
+    )
+    await client.update("/items/u", setting(role="admin"))
+    rig.server.csrf_token = "token-2"
+    await client.update("/items/u", setting(role="viewer"))
+    assert [r.headers["X-CSRF-Token"] for r in rig.server.sent("PATCH")] == [
+        "token-1",
+        "token-2",
+        "token-2",
+    ]
+    assert rig.server.doc("u")["role"] == "viewer"
+
+
+async def test_sessions_api_sends_the_vector_clock_etag_back(rig: Rig) -> None:
+    """Sessions: the clock-bearing ETag goes back verbatim, the clock member never does."""
+    rig.server.store("s", {"status": "scheduled", "vector_clock": {"node-a": 3}})
+    tag = EntityTag("vc.bm9kZS1hOjM")
+    rig.server.docs["s"] = (rig.server.docs["s"][0], tag)
+    api = SessionsApi(server_owned=frozenset({"id", "version", "vector_clock"}))
+    await rig.client(api=api).update("/items/s", setting(status="in_progress"))
+    (patch,) = rig.server.sent("PATCH")
+    assert patch.headers["If-Match"] == '"vc.bm9kZS1hOjM"'
+    assert json.loads(patch.content) == {"status": "in_progress"}
+
+
+# -- the client against the real service --------------------------------------------------
 
 
 class Interfering(httpx.AsyncBaseTransport):

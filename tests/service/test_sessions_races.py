@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from optimist.httpx import AsyncClient, SessionsApi, Updated
+from optimist.httpx import AsyncClient, Updated
 from optimist.merge import JSON
+from optimist.service.clients import SessionsApi
 from tests.support.service import Service, running, settings_for
 
 pytestmark = pytest.mark.anyio

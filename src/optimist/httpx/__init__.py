@@ -3,16 +3,22 @@ merge three-way and retry.
 
 ::
 
-    from optimist.httpx import Client, ProjectsApi
+    import httpx
 
-    with Client(httpx.Client(base_url="http://127.0.0.1:8000"), api=ProjectsApi()) as client:
-        client.update("/projects/proj_1", {"name": "Main Street Sign"})
+    from optimist.httpx import Client, JsonApi
+
+    api = JsonApi(server_owned=frozenset({"id", "updated_at"}))
+    with Client(httpx.Client(base_url="https://api.example"), api=api) as client:
+        client.update("/notes/n1", {"text": "second draft"})
 
 Modules, one concept each:
 
 * :mod:`~optimist.httpx.client`: :class:`Client` and :class:`AsyncClient`, the drivers;
-* :mod:`~optimist.httpx.flows`: the logic, as sans-I/O generators both drivers share;
-* :mod:`~optimist.httpx.apis`: the adapter seam and the reference service's three APIs;
+* :mod:`~optimist.httpx.flows`: what a flow is, and how a flow sends a request;
+* :mod:`~optimist.httpx.responses`: what a response means (its document, tag or error);
+* :mod:`~optimist.httpx.operations`: the read, create, delete and page flows;
+* :mod:`~optimist.httpx.updates`: the update flow (read, change, write, merge on 412);
+* :mod:`~optimist.httpx.apis`: the adapter seam, how one API shapes its bodies;
 * :mod:`~optimist.httpx.backoff`: bounded jittered backoff and Retry-After;
 * :mod:`~optimist.httpx.cache`: the entity-tag cache behind conditional GETs;
 * :mod:`~optimist.httpx.outcomes`: what the operations return.
@@ -25,13 +31,9 @@ from optimist.httpx.apis import (
     MERGE_PATCH,
     PUT,
     PUT_CHANGES,
-    AdminApi,
-    AdminAuth,
     Api,
     Body,
     JsonApi,
-    ProjectsApi,
-    SessionsApi,
     Write,
 )
 from optimist.httpx.backoff import Backoff, parse_retry_after
@@ -51,8 +53,6 @@ __all__ = [
     "MERGE_PATCH",
     "PUT",
     "PUT_CHANGES",
-    "AdminApi",
-    "AdminAuth",
     "Api",
     "AsyncClient",
     "Backoff",
@@ -65,8 +65,6 @@ __all__ = [
     "JsonApi",
     "OnConflict",
     "Page",
-    "ProjectsApi",
-    "SessionsApi",
     "Updated",
     "Versioned",
     "Write",

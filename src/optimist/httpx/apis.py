@@ -11,15 +11,18 @@ the rest, so adapting another API is one small class:
 * ``auth`` adds identity and CSRF headers, as an :class:`httpx.Auth` flow, so that it
   works for the sync and the async client alike.
 
-:class:`JsonApi` is the plain implementation; the reference service's three APIs
-(SPEC §4) are :class:`AdminApi`, :class:`ProjectsApi` and :class:`SessionsApi`.
+:class:`JsonApi` is the plain implementation, configured by data: the members the
+server owns, the member a page keeps its items in, how an update is written. An API
+that wraps its bodies in an envelope subclasses it, unwraps the envelope in
+:meth:`~JsonApi.document` and :meth:`~JsonApi.page`, and hands the inside to
+:class:`JsonApi`'s own methods.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -31,13 +34,9 @@ __all__ = [
     "MERGE_PATCH",
     "PUT",
     "PUT_CHANGES",
-    "AdminApi",
-    "AdminAuth",
     "Api",
     "Body",
     "JsonApi",
-    "ProjectsApi",
-    "SessionsApi",
     "Write",
 ]
 
@@ -120,11 +119,17 @@ def _items(value: object) -> tuple[JSON, ...]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JsonApi:
-    """A plain JSON API: bare documents, ``{"data": [...], "next_cursor": ...}`` pages."""
+    """A plain JSON API: bare documents, ``{"data": [...], "next_cursor": ...}`` pages.
+
+    ``server_owned`` names the members :meth:`writable` drops, ``items_member`` the
+    member of a page body that holds its items; a null or empty ``next_cursor`` (or
+    none) marks the last page.
+    """
 
     write: Write = MERGE_PATCH
     server_owned: frozenset[str] = frozenset()
     cursor_param: str = "cursor"
+    items_member: str = "data"
     auth: httpx.Auth | None = None
 
     def document(self, body: JSON) -> JSON:
@@ -136,94 +141,4 @@ class JsonApi:
         return {key: value for key, value in document.items() if key not in self.server_owned}
 
     def page(self, body: JSON) -> Page:
-        return Page(_items(body["data"]), _cursor(body.get("next_cursor")))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProjectsApi(JsonApi):
-    """The projects API (SPEC §4.2, seed 003): ``{"result": ...}`` envelopes, a PUT that
-    updates the fields it is given, and a bare ``etag`` member the server owns."""
-
-    write: Write = PUT_CHANGES
-    server_owned: frozenset[str] = frozenset({"project_id", "created_at", "updated_at", "etag"})
-
-    def document(self, body: JSON) -> JSON:
-        return body["result"]
-
-    def page(self, body: JSON) -> Page:
-        result = body["result"]
-        return Page(_items(result["items"]), _cursor(result.get("next_cursor")))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionsApi(JsonApi):
-    """The test-sessions API (SPEC §4.3, seed 000).
-
-    Its ETag encodes the session's vector clock; sending it back as If-Match is all a
-    client does, so only the server-owned members differ from :class:`JsonApi`.
-    """
-
-    server_owned: frozenset[str] = frozenset({"id", "created_at", "updated_at", "vector_clock"})
-
-
-class AdminAuth(httpx.Auth):
-    """The admin API's credentials (SPEC §4.1, seed 002): identity headers on every
-    request, and on unsafe methods a CSRF token from ``csrf_path``, fetched when first
-    needed and fetched again once when a write is refused with 403 (expired token)."""
-
-    requires_response_body = True
-    _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-    def __init__(self, tenant: str, role: str, csrf_path: str = "/admin/csrf-token") -> None:
-        self.identity = {"X-Tenant-Id": tenant, "X-User-Role": role}
-        self.csrf_path = csrf_path
-        # Shared by every request of this identity; two threads refreshing at once
-        # merely fetch two valid tokens.
-        self._token: str | None = None
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers.update(self.identity)
-        if request.method not in self._UNSAFE:
-            yield request
-            return
-        if self._token is None:
-            self._token = self._read_token((yield self._token_request(request)))
-        self._sign(request)
-        response = yield request
-        if response.status_code == 403:
-            self._token = self._read_token((yield self._token_request(request)))
-            if self._token is not None:
-                self._sign(request)
-                yield request
-
-    def _sign(self, request: httpx.Request) -> None:
-        if self._token is not None:
-            request.headers["X-CSRF-Token"] = self._token
-
-    def _token_request(self, request: httpx.Request) -> httpx.Request:
-        return httpx.Request("GET", request.url.join(self.csrf_path), headers=self.identity)
-
-    @staticmethod
-    def _read_token(response: httpx.Response) -> str | None:
-        if not response.is_success:
-            return None
-        try:
-            token = response.json().get("csrf_token")
-        except (ValueError, AttributeError):
-            return None
-        return token if isinstance(token, str) and token else None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AdminApi(JsonApi):
-    """The admin API (SPEC §4.1, seed 002) for one tenant and role: PATCH with a merge
-    patch, ``{"data": ...}`` pages, identity and CSRF headers through :class:`AdminAuth`."""
-
-    tenant: str
-    role: str
-    csrf_path: str = "/admin/csrf-token"
-    server_owned: frozenset[str] = frozenset({"id", "key", "created_at", "updated_at"})
-    auth: httpx.Auth | None = field(init=False, default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "auth", AdminAuth(self.tenant, self.role, self.csrf_path))
+        return Page(_items(body[self.items_member]), _cursor(body.get("next_cursor")))

@@ -1,8 +1,9 @@
 """The conflict-aware clients: :class:`Client` (blocking) and :class:`AsyncClient`.
 
 Both have the same methods with the same meaning. Each method builds a flow
-(:mod:`optimist.httpx.flows`) and drives it: a blocking driver that sends with an
-``httpx.Client`` and sleeps with ``time.sleep``, an async one that awaits an
+(:mod:`optimist.httpx.flows`; :mod:`~optimist.httpx.operations` and
+:mod:`~optimist.httpx.updates` hold them) and drives it: a blocking driver that sends
+with an ``httpx.Client`` and sleeps with ``time.sleep``, an async one that awaits an
 ``httpx.AsyncClient`` and ``anyio.sleep``. The drivers are a few lines each; the
 decisions are all in the flows, shared, down to whether a request that transport lost
 is sent again (:data:`TRANSPORT_ATTEMPTS`, :func:`resendable`).
@@ -19,7 +20,7 @@ import anyio
 import httpx
 
 from optimist.etag import EntityTag, parse
-from optimist.httpx import flows
+from optimist.httpx import flows, operations, updates
 from optimist.httpx.apis import Api, JsonApi, Write
 from optimist.httpx.backoff import Backoff
 from optimist.httpx.cache import ETagCache
@@ -57,7 +58,7 @@ class _Operations:
         )
 
     def get(self, url: URL) -> Flow[Versioned]:
-        return flows.read(self.context, url, self.context.attempts(self.max_attempts))
+        return operations.read(self.context, url, self.context.attempts(self.max_attempts))
 
     def update(
         self,
@@ -67,7 +68,7 @@ class _Operations:
         on_conflict: OnConflict,
         max_attempts: int | None,
     ) -> Flow[Updated]:
-        return flows.update(
+        return updates.update(
             self.context,
             url,
             change,
@@ -77,17 +78,19 @@ class _Operations:
         )
 
     def create(self, url: URL, document: JSON, method: str) -> Flow[Created | Exists]:
-        return flows.create(
+        return operations.create(
             self.context, url, document, method=method, max_attempts=self.max_attempts
         )
 
     def delete(self, url: URL, etag: EntityTag | str | None) -> Flow[None]:
         if isinstance(etag, str):
             etag = parse(etag, allow_bare=True)
-        return flows.delete(self.context, url, etag, max_attempts=self.max_attempts)
+        return operations.delete(self.context, url, etag, max_attempts=self.max_attempts)
 
     def page(self, url: URL, params: Params | None, cursor: str | None) -> Flow[Page]:
-        return flows.page(self.context, url, params or {}, cursor, max_attempts=self.max_attempts)
+        return operations.page(
+            self.context, url, params or {}, cursor, max_attempts=self.max_attempts
+        )
 
 
 class Client:

@@ -1,0 +1,139 @@
+"""Sending, through both clients: waiting out a busy server, and sending again what
+transport lost only when that is safe.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from optimist.errors import ResponseError
+from optimist.httpdate import http_date
+from optimist.httpx import Backoff
+from optimist.httpx.flows import TRANSPORT_ATTEMPTS, resendable
+from tests.support.fake_api import BASE, Rig, setting
+
+# -- a busy server -----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [429, 503], ids=["429", "503"])
+async def test_busy_server_is_retried_after_the_seconds_it_asks(rig: Rig, status: int) -> None:
+    """A 429 or 503 with ``Retry-After: 3`` is retried after exactly 3 seconds."""
+    rig.server.store("a", {"size": 1})
+    rig.server.queued.append(httpx.Response(status, headers={"Retry-After": "3"}))
+    got = await rig.client().get("/items/a")
+    assert got.document["size"] == 1
+    assert rig.delays == [3.0]
+
+
+@pytest.mark.anyio
+async def test_retry_after_http_date_is_honoured(rig: Rig) -> None:
+    """A Retry-After HTTP-date is waited for until that moment."""
+    now = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+    rig.server.store("a", {"size": 1})
+    later = http_date(now + timedelta(seconds=7))
+    rig.server.queued.append(httpx.Response(503, headers={"Retry-After": later}))
+    await rig.client(backoff=Backoff(jitter=0.0, now=lambda: now)).get("/items/a")
+    assert rig.delays == [7.0]
+
+
+@pytest.mark.anyio
+async def test_retry_after_beyond_the_limit_gives_up(rig: Rig) -> None:
+    """A wait longer than ``max_retry_after`` ends the operation instead of stalling it."""
+    rig.server.store("a", {"size": 1})
+    rig.server.queued.append(httpx.Response(503, headers={"Retry-After": "3600"}))
+    with pytest.raises(ResponseError) as raised:
+        await rig.client().get("/items/a")
+    assert raised.value.status == 503
+    assert rig.delays == []
+
+
+@pytest.mark.anyio
+async def test_busy_retries_share_the_attempt_bound(rig: Rig) -> None:
+    """A server that stays busy is tried ``max_attempts`` times, then a ResponseError."""
+    rig.server.queued.extend(httpx.Response(429) for _ in range(5))
+    with pytest.raises(ResponseError) as raised:
+        await rig.client(max_attempts=3).get("/items/a")
+    assert raised.value.status == 429
+    assert len(rig.server.requests) == 3
+    assert rig.delays == pytest.approx([0.02, 0.04])
+
+
+# -- transport failures ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_dropped_read_is_sent_again(rig: Rig) -> None:
+    """A GET whose connection drops is sent again: reads are safe to repeat."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = ["GET"]
+    client = rig.client()
+    assert (await client.get("/items/a")).document["n"] == 1
+    assert [r.method for r in rig.server.requests] == ["GET", "GET"]
+
+
+@pytest.mark.anyio
+async def test_dropped_conditional_write_is_resent_and_applies_once(rig: Rig) -> None:
+    """A conditional write lost after it applied is resent; its 412 resolves to done."""
+    rig.server.store("a", {"n": 1, "m": 1})
+    rig.server.drop = ["PATCH"]
+    client = rig.client()
+    await client.update("/items/a", setting(n=2))
+    document = (await client.get("/items/a")).document
+    assert (document["n"], document["m"]) == (2, 1)
+    writes = [r for r in rig.server.requests if r.method == "PATCH"]
+    assert all("if-match" in r.headers for r in writes)
+    assert len(writes) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("method", ["PATCH", "POST"])
+async def test_dropped_unconditional_write_is_not_resent(rig: Rig, method: str) -> None:
+    """An unconditional write lost in transport is sent once and its transport error raised."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = [method]
+    client = rig.client(unconditional=True)
+    write = (
+        client.update("/items/a", setting(n=2))
+        if method == "PATCH"
+        else client.create("/items/b", {"n": 1}, method="POST")
+    )
+    with pytest.raises(httpx.RemoteProtocolError):
+        await write
+    writes = rig.server.sent(method)
+    assert len(writes) == 1
+    assert not {"if-match", "if-none-match"} & set(writes[0].headers)
+
+
+@pytest.mark.anyio
+async def test_transport_resends_are_bounded(rig: Rig) -> None:
+    """A request lost in transport every time is sent TRANSPORT_ATTEMPTS times, then fails."""
+    rig.server.store("a", {"n": 1})
+    rig.server.drop = ["GET"] * TRANSPORT_ATTEMPTS
+    with pytest.raises(httpx.RemoteProtocolError):
+        await rig.client().get("/items/a")
+    assert [r.method for r in rig.server.requests] == ["GET"] * TRANSPORT_ATTEMPTS
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "expected"),
+    [
+        ("GET", {}, True),
+        ("HEAD", {}, True),
+        ("PATCH", {"If-Match": '"1"'}, True),
+        ("PUT", {"If-None-Match": "*"}, True),
+        ("DELETE", {"If-Match": '"1"'}, True),
+        ("POST", {}, False),
+        ("PATCH", {}, False),
+    ],
+    ids=["get", "head", "conditional-patch", "create-if-absent", "conditional-delete",
+         "post", "unconditional-patch"],
+)  # fmt: skip
+def test_only_safe_or_conditional_requests_are_resendable(
+    method: str, headers: dict[str, str], expected: bool
+) -> None:
+    """Safe methods and conditional writes may be resent; an unconditional write may not."""
+    assert resendable(httpx.Request(method, BASE, headers=headers)) is expected
