@@ -1,8 +1,10 @@
 """optimist: HTTP APIs that never lose an update.
 
-The names here are the framework-free core: standard library only, no I/O. The
-integrations live in their own modules, named after what they integrate, and are
-imported explicitly: ``optimist.sqlalchemy``, ``optimist.fastapi``, ``optimist.httpx``.
+The names here are the framework-free core: standard library only, no I/O, and
+``pip install optimist`` installs nothing else. The integrations live in their own
+packages, named after what they integrate, each installed by the extra of the same name
+and imported explicitly: ``optimist.starlette``, ``optimist.fastapi``,
+``optimist.sqlalchemy`` (``optimist[postgres]`` adds asyncpg), ``optimist.httpx``.
 """
 
 from optimist.conditions import Condition, ResourceState
