@@ -6,11 +6,12 @@
   UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``), when not
   the update is unconditional;
 * ``GET /items?limit=&cursor=``: keyset pages over a snapshot
-  (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
+  (:func:`optimist.sqlalchemy.list_page`), the position in a signed
+  :class:`optimist.cursor.Cursor`.
 
 The harness imports :data:`metadata` and :data:`items` to create and fill the schema;
 :mod:`bench.apps.optimist_starlette_app`, the same endpoints on plain Starlette, imports
-the table, the body's model and the list's cursors from here. The HTTP race tests
+the table, the body's model, the list's bounds and its query from here. The HTTP race tests
 (``tests/support/counter_app.py``) serve this app too.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Response
@@ -27,10 +27,9 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from optimist.cursor import Cursor, CursorCodec
-from optimist.errors import MalformedToken
+from optimist.cursor import CursorCodec
 from optimist.fastapi import conditional, install_problem_handlers
-from optimist.sqlalchemy import Page, Record, create_engine, get, page, update, versioned_table
+from optimist.sqlalchemy import Record, create_engine, get, list_page, update, versioned_table
 from optimist.starlette import ConditionalRequest, set_etag
 from optimist.tokens import TokenSigner
 
@@ -42,9 +41,7 @@ __all__ = [
     "create_app",
     "from_environment",
     "items",
-    "list_start",
     "metadata",
-    "next_cursor",
 ]
 
 metadata = MetaData()
@@ -94,30 +91,6 @@ def from_environment() -> tuple[AsyncEngine, CursorCodec]:
     return engine, CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
 
 
-def list_start(cursors: CursorCodec, cursor: str | None) -> tuple[int | None, int | None, datetime]:
-    """Where the list page of ``cursor`` starts: ``(after, watermark, snapshot_at)``.
-
-    No cursor is a first page: from the start, in a snapshot taken now. Raises
-    MalformedToken for a signed cursor whose position is not one of this list's.
-    """
-    if cursor is None:
-        return None, None, datetime.now(UTC)
-    decoded = cursors.decode(cursor, query=LIST_QUERY)
-    match decoded.position:
-        case (int() as position,) if not isinstance(position, bool):
-            return position, decoded.watermark, decoded.snapshot_at
-        case _:
-            raise MalformedToken("cursor", cursor, "not a position in this listing")
-
-
-def next_cursor(cursors: CursorCodec, found: Page, snapshot_at: datetime) -> str | None:
-    """The cursor of the page after ``found``, in the same snapshot (None after the last)."""
-    if found.next_position is None:
-        return None
-    following = Cursor((found.next_position,), found.watermark, snapshot_at)
-    return cursors.encode(following, query=LIST_QUERY)
-
-
 def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``.
 
@@ -151,11 +124,11 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     async def listing(
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT, cursor: str | None = None
     ) -> ItemPage:
-        after, watermark, snapshot_at = list_start(cursors, cursor)
-        found = await page(engine, items, limit=limit, after=after, watermark=watermark)
+        found = await list_page(
+            engine, items, cursors, query=LIST_QUERY, limit=limit, cursor=cursor
+        )
         return ItemPage(
-            data=[_item(record) for record in found.records],
-            next_cursor=next_cursor(cursors, found, snapshot_at),
+            data=[_item(record) for record in found.records], next_cursor=found.next_cursor
         )
 
     return app

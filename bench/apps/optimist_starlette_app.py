@@ -6,14 +6,15 @@
   problem when it is not); If-Match is optional, and when sent it is the WHERE clause
   of the UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``);
 * ``GET /items?limit=&cursor=``: keyset pages over a snapshot
-  (:func:`optimist.sqlalchemy.page`), the position in a signed :class:`optimist.cursor.Cursor`.
+  (:func:`optimist.sqlalchemy.list_page`), the position in a signed
+  :class:`optimist.cursor.Cursor`.
 
 Written as a user who picks Starlette over FastAPI writes it: each route binds the
 request's preconditions, validates its own body and query, and builds its JSON
 response; :func:`optimist.starlette.install_problem_handlers` answers every error as a
 problem. Beside :mod:`bench.apps.optimist_app` it shows what the library's own layers
 cost without FastAPI's dependency injection and response models. The table, the body's
-model, the list's bounds and its cursors are that app's.
+model, the list's bounds and its query are that app's.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from optimist.problem import InvalidParam, Problem
-from optimist.sqlalchemy import Record, get, page, update
+from optimist.sqlalchemy import Record, get, list_page, update
 from optimist.starlette import (
     ConditionalProfile,
     install_problem_handlers,
@@ -39,12 +40,11 @@ from optimist.starlette import (
 
 from bench.apps.optimist_app import (
     DEFAULT_LIMIT,
+    LIST_QUERY,
     MAX_LIMIT,
     ItemPatch,
     from_environment,
     items,
-    list_start,
-    next_cursor,
 )
 
 __all__ = ["create_app"]
@@ -107,10 +107,11 @@ def create_app() -> Starlette:
             query = ListQuery.model_validate(dict(request.query_params))
         except ValidationError as error:
             return _invalid("query", error)
-        after, watermark, snapshot_at = list_start(cursors, query.cursor)
-        found = await page(engine, items, limit=query.limit, after=after, watermark=watermark)
+        found = await list_page(
+            engine, items, cursors, query=LIST_QUERY, limit=query.limit, cursor=query.cursor
+        )
         data = [_document(record) for record in found.records]
-        return JSONResponse({"data": data, "next_cursor": next_cursor(cursors, found, snapshot_at)})
+        return JSONResponse({"data": data, "next_cursor": found.next_cursor})
 
     app = Starlette(
         routes=[

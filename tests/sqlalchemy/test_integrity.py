@@ -1,4 +1,4 @@
-"""Values the database refuses become typed errors (optimist.sqlalchemy.integrity)."""
+"""Values the database refuses become typed errors (optimist.sqlalchemy._integrity)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from optimist.errors import InvalidInput, ResourceExists
 from optimist.sqlalchemy import create, create_engine, find, update, versioned_table
-from optimist.sqlalchemy.integrity import translate
+from optimist.sqlalchemy._integrity import translate
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

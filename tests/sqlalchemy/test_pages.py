@@ -12,7 +12,7 @@ from sqlalchemy import event
 
 from optimist.errors import ResourceNotFound
 from optimist.sqlalchemy import Page, create, delete, page, update
-from tests.support.stores import Store, open_store
+from tests.support.stores import Store, on_the_driver, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -171,6 +171,19 @@ async def test_descending_traversal_lists_newest_first(store: Store) -> None:
         descending=True,
     )
     assert ids(first) + ids(rest) == keys[::-1]
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-page", "later-page"])
+async def test_a_page_is_one_query_on_the_driver(
+    store: Store, monkeypatch: pytest.MonkeyPatch, first: bool
+) -> None:
+    """Given an engine, a page without filters is one prepared SELECT on the driver."""
+    await fill(store, 5)
+    ran = on_the_driver(monkeypatch)
+    after, watermark = (None, None) if first else (2, 5)
+    result = await page(store.engine, store.items, limit=2, after=after, watermark=watermark)
+    assert ran == [False]
+    assert result.watermark == 5
 
 
 async def test_limit_below_one_is_refused(store: Store) -> None:

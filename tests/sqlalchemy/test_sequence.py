@@ -1,4 +1,4 @@
-"""The commit-ordered write sequence (optimist.sqlalchemy.sequence)."""
+"""The commit-ordered write sequence (optimist.sqlalchemy._sequence)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from optimist.sqlalchemy import create, page, sequences
-from optimist.sqlalchemy.sequence import SEQUENCES_TABLE, high_water
+from optimist.sqlalchemy._sequence import SEQUENCES_TABLE, high_water
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""One-row statements built once per shape (optimist.sqlalchemy.statements)."""
+"""One-row statements built once per shape (optimist.sqlalchemy._statements)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import MetaData
 
+from optimist.sqlalchemy import _statements as module
 from optimist.sqlalchemy import create
-from optimist.sqlalchemy import statements as module
-from optimist.sqlalchemy.statements import page_of, read_one, update_one
+from optimist.sqlalchemy._statements import page_of, read_one, update_one
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio

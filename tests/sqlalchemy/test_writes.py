@@ -8,34 +8,29 @@ from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, event, select
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from optimist.conditions import (
-    ABSENT,
-    ALWAYS,
     EXISTS,
     NEVER,
     Condition,
-    Not,
     TagIn,
     UnmodifiedSince,
 )
-from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound
+from optimist.errors import PreconditionFailed, ResourceNotFound
 from optimist.etag import Comparison, EntityTag
 from optimist.preconditions import Outcome, Preconditions, evaluate
 from optimist.sqlalchemy import (
     Record,
     create,
-    create_engine,
     delete,
     find,
     get,
     update,
-    versioned_table,
 )
-from tests.support.stores import Store, open_store
+from tests.support.stores import Store, on_the_driver, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +89,16 @@ async def test_get_is_one_query(store: Store) -> None:
     assert len(seen) == 1
 
 
+async def test_get_is_one_query_on_the_driver(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an engine, get is one prepared SELECT on the driver's connection."""
+    await make(store)
+    ran = on_the_driver(monkeypatch)
+    await get(store.engine, store.items, "a")
+    assert ran == [False]
+
+
 async def test_get_missing_row_is_not_found(store: Store) -> None:
     """A key without a row raises ResourceNotFound naming the resource and key."""
     with pytest.raises(ResourceNotFound) as raised:
@@ -138,6 +143,43 @@ async def test_update_success_is_one_statement(store: Store) -> None:
         await update(store.engine, store.items, "a", {"name": "x"}, condition=tag_in(created.etag))
     assert len(seen) == 1
     assert seen[0].lstrip().upper().startswith("UPDATE")
+
+
+async def test_a_strong_if_match_update_is_one_statement_on_the_driver(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Given an engine, one strong If-Match is one prepared UPDATE on the driver's connection."""
+    created = await make(store)
+    ran = on_the_driver(monkeypatch)
+    updated = await update(
+        store.engine, store.items, "a", {"name": "x"}, condition=tag_in(created.etag)
+    )
+    assert ran == [True]
+    assert updated["name"] == "x"
+
+
+async def test_a_stale_strong_if_match_is_a_write_and_a_read_on_the_driver(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refused prepared UPDATE and the read that says why both run on the driver."""
+    created = await make(store)
+    ran = on_the_driver(monkeypatch)
+    with pytest.raises(PreconditionFailed) as raised:
+        await update(
+            store.engine, store.items, "a", {"name": "x"}, condition=tag_in(EntityTag("old"))
+        )
+    assert ran == [True, False]
+    assert raised.value.current_etag == created.etag
+
+
+async def test_a_stale_tag_reads_the_row_to_say_why(store: Store) -> None:
+    """A conditional update that matches nothing is a 412 carrying the current tag."""
+    created = await create(store.engine, store.items, {"id": "a"})
+    with pytest.raises(PreconditionFailed) as failed:
+        await update(
+            store.engine, store.items, "a", {"counter": 1}, condition=TagIn((EntityTag("old"),))
+        )
+    assert failed.value.current_etag == created.etag
 
 
 async def test_update_with_stale_tag_fails_with_current_state(store: Store) -> None:
@@ -285,6 +327,15 @@ async def test_delete_with_stale_tag_keeps_the_row(store: Store) -> None:
     assert await find(store.engine, store.items, "a") == current
 
 
+async def test_delete_never_reads_without_writing(store: Store) -> None:
+    """A malformed If-Match (NEVER) skips the DELETE, answers 412 from one read, keeps the row."""
+    created = await make(store)
+    with statements(store.engine) as seen, pytest.raises(PreconditionFailed) as raised:
+        await delete(store.engine, store.items, "a", condition=NEVER)
+    assert raised.value.current_etag == created.etag
+    assert [s.lstrip().split(None, 1)[0].upper() for s in seen] == ["SELECT"]
+
+
 async def test_delete_missing_row_is_not_found(store: Store) -> None:
     """Deleting nothing is a 404."""
     with pytest.raises(ResourceNotFound):
@@ -299,123 +350,3 @@ async def test_delete_outside_scope_is_not_found(store: Store) -> None:
             store.engine, store.items, "a", condition=tag_in(created.etag), scope={"tenant": 2}
         )
     assert await find(store.engine, store.items, "a") == created
-
-
-# -- create ------------------------------------------------------------------------------
-
-
-async def test_create_if_absent_inserts(store: Store) -> None:
-    """If-None-Match: * on a free key creates the row with a tag and a sequence number."""
-    created = await create(store.engine, store.items, {"id": "a", "name": "x"}, condition=ABSENT)
-    assert created["name"] == "x"
-    assert created["created_seq"] >= 1
-    assert await get(store.engine, store.items, "a") == created
-
-
-async def test_create_if_absent_on_taken_key_fails_with_current(store: Store) -> None:
-    """If-None-Match: * on a taken key is a 412 with the current tag and row."""
-    existing = await make(store, name="first")
-    with pytest.raises(PreconditionFailed) as raised:
-        await create(store.engine, store.items, {"id": "a", "name": "second"}, condition=ABSENT)
-    assert raised.value.current_etag == existing.etag
-    assert raised.value.current == existing
-
-
-async def test_create_without_precondition_on_taken_key_is_a_conflict(store: Store) -> None:
-    """A plain create on a taken key is a 409 and overwrites nothing."""
-    existing = await make(store, name="first")
-    with pytest.raises(ResourceExists) as raised:
-        await create(store.engine, store.items, {"id": "a", "name": "second"})
-    assert (raised.value.resource, raised.value.key) == ("items", "a")
-    assert await get(store.engine, store.items, "a") == existing
-
-
-@pytest.mark.parametrize(
-    ("condition", "error"),
-    [
-        (EXISTS, PreconditionFailed),
-        (NEVER, PreconditionFailed),
-        (TagIn((EntityTag("x"),)), PreconditionFailed),
-        (Not(TagIn((EntityTag("x"),), Comparison.WEAK)), None),
-        (ALWAYS, None),
-    ],
-    ids=["if-match-star", "malformed-if-match", "if-match-tag", "if-none-match-tag", "none"],
-)
-async def test_create_on_free_key_by_condition(
-    store: Store, condition: Condition, error: type[Exception] | None
-) -> None:
-    """RFC 9110 §13.1.1: If-Match is false on an absent resource; other conditions create."""
-    if error is None:
-        await create(store.engine, store.items, {"id": "a"}, condition=condition)
-        assert await find(store.engine, store.items, "a") is not None
-    else:
-        with pytest.raises(error) as raised:
-            await create(store.engine, store.items, {"id": "a"}, condition=condition)
-        assert getattr(raised.value, "current_etag", "unset") is None
-        assert await find(store.engine, store.items, "a") is None
-
-
-@pytest.mark.parametrize(
-    ("matches", "error"),
-    [(True, PreconditionFailed), (False, ResourceExists)],
-    ids=["if-none-match-current-tag", "if-none-match-other-tag"],
-)
-async def test_create_on_taken_key_with_if_none_match_tags(
-    store: Store, matches: bool, error: type[Exception]
-) -> None:
-    """If-None-Match with the current tag is a 412; with another tag the taken key is a 409."""
-    existing = await make(store)
-    tag = existing.etag if matches else EntityTag("other")
-    with pytest.raises(error):
-        await create(
-            store.engine, store.items, {"id": "a"}, condition=Not(TagIn((tag,), Comparison.WEAK))
-        )
-
-
-async def test_create_fills_in_the_scope(store: Store) -> None:
-    """A scoped create stores the scope's values."""
-    created = await create(store.engine, store.items, {"id": "a"}, scope={"tenant": 7})
-    assert created["tenant"] == 7
-
-
-async def test_create_refuses_values_contradicting_the_scope(store: Store) -> None:
-    """A value that contradicts the scope is a programming error."""
-    with pytest.raises(ValueError, match="tenant"):
-        await create(store.engine, store.items, {"id": "a", "tenant": 1}, scope={"tenant": 2})
-
-
-async def test_create_taken_key_in_another_scope_is_a_bare_conflict(store: Store) -> None:
-    """A key taken by another tenant is a 409 without that tenant's tag."""
-    await make(store, tenant=1)
-    with pytest.raises(ResourceExists):
-        await create(store.engine, store.items, {"id": "a"}, condition=ABSENT, scope={"tenant": 2})
-
-
-async def test_create_applies_python_column_defaults(store: Store) -> None:
-    """Column defaults apply to creates on both backends."""
-    created = await make(store)
-    assert (created["tenant"], created["counter"]) == (1, 0)
-
-
-async def test_create_with_server_chosen_key(database_url: str) -> None:
-    """Without a key the database chooses one (an identity column)."""
-    metadata = MetaData()
-    notes = versioned_table(
-        "notes", metadata, Column("id", Integer, primary_key=True), Column("text", String(20))
-    )
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(metadata.create_all)
-        first = await create(engine, notes, {"text": "a"})
-        second = await create(engine, notes, {"text": "b"})
-        assert first["id"] != second["id"]
-        assert second["created_seq"] > first["created_seq"]
-        async with engine.connect() as connection:
-            assert (
-                await connection.scalar(
-                    select(notes.table.c.text).where(notes.table.c.id == second["id"])
-                )
-            ) == "b"
-    finally:
-        await engine.dispose()

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Integer, MetaData, String
+import pytest
+from sqlalchemy import CheckConstraint, Column, Executable, Integer, MetaData, String
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optimist.conditions import ABSENT, TagIn
@@ -23,6 +24,7 @@ from optimist.etag import EntityTag
 from optimist.sqlalchemy import (
     Record,
     Versioned,
+    _fetch,
     clock_of,
     create,
     create_engine,
@@ -31,6 +33,7 @@ from optimist.sqlalchemy import (
     update_clocked,
     versioned_table,
 )
+from optimist.sqlalchemy._direct import INDIRECT, all_rows
 
 __all__ = [
     "Store",
@@ -40,6 +43,7 @@ __all__ = [
     "declare",
     "declare_sessions",
     "increment",
+    "on_the_driver",
     "open_store",
     "process_clock_worker",
     "process_create_worker",
@@ -111,6 +115,29 @@ async def open_store(url: str, **engine_kwargs: Any) -> AsyncIterator[Store]:
         yield Store(url, engine, items, weak_items)
     finally:
         await engine.dispose()
+
+
+def on_the_driver(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """From now on, record each statement the driver runs (whether it writes) and fail any
+    statement that SQLAlchemy's execution would run instead.
+    """
+    ran: list[bool] = []
+    direct = all_rows
+
+    async def recorded(
+        engine: AsyncEngine, statement: Executable, parameters: Any, *, write: bool = False
+    ) -> Any:
+        rows = await direct(engine, statement, parameters, write=write)
+        assert rows is not INDIRECT, "the driver declined the statement"
+        ran.append(write)
+        return rows
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a statement ran through SQLAlchemy's execution")
+
+    monkeypatch.setattr(_fetch, "all_rows", recorded)
+    monkeypatch.setattr(_fetch, "autocommit", refused)
+    return ran
 
 
 def _entry(target: Callable[..., Any], args: tuple[Any, ...], results: Any, barrier: Any) -> None:

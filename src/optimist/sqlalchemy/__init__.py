@@ -11,16 +11,27 @@
   vector-clock resources, the stored clock being the compare-and-set key; preconditions
   the clock cannot decide (If-None-Match, If-Unmodified-Since) are evaluated on the
   held row, in the write's transaction;
-* :func:`page`: keyset pages with a snapshot watermark.
+* :func:`page`: keyset pages with a snapshot watermark;
+* :func:`list_page` / :class:`Listing`: a listing endpoint's step, from the request's
+  signed cursor to the page and the next cursor;
+* :func:`where` / :data:`Clause`: a condition as a SQL clause, for statements of the
+  application's own.
 
-Given an engine on asyncpg or aiosqlite, the one-row reads and the updates whose only
-precondition is one strong If-Match run their prepared statement on the driver's own
-connection (:mod:`optimist.sqlalchemy.direct`), unless the engine logs or observes its
-statements.
+The public modules are :mod:`~optimist.sqlalchemy.engine`,
+:mod:`~optimist.sqlalchemy.versioned`, :mod:`~optimist.sqlalchemy.writes`,
+:mod:`~optimist.sqlalchemy.clocks`, :mod:`~optimist.sqlalchemy.pages` and
+:mod:`~optimist.sqlalchemy.listing`; the modules whose names start with an underscore
+are this package's own and may change without notice.
+
+Given an engine on asyncpg or aiosqlite, the one-row reads, the pages without extra
+filters and the updates whose only precondition is one strong If-Match run their
+prepared statement on the driver's own connection (:mod:`optimist.sqlalchemy._direct`),
+unless the engine logs or observes its statements.
 """
 
+from optimist.sqlalchemy._sequence import SEQUENCES_TABLE, sequences
+from optimist.sqlalchemy._where import Clause, where
 from optimist.sqlalchemy.clocks import clock_of, create_clocked, delete_clocked, update_clocked
-from optimist.sqlalchemy.compiler import Clause, where
 from optimist.sqlalchemy.engine import (
     SQLITE_BEGIN,
     Bind,
@@ -29,8 +40,8 @@ from optimist.sqlalchemy.engine import (
     reading,
     transaction,
 )
+from optimist.sqlalchemy.listing import Listing, list_page
 from optimist.sqlalchemy.pages import Page, page
-from optimist.sqlalchemy.sequence import SEQUENCES_TABLE, sequences
 from optimist.sqlalchemy.versioned import (
     EtagRecipe,
     Record,
@@ -48,6 +59,7 @@ __all__ = [
     "Clause",
     "EtagRecipe",
     "Guard",
+    "Listing",
     "Page",
     "Record",
     "Scope",
@@ -62,6 +74,7 @@ __all__ = [
     "delete_clocked",
     "find",
     "get",
+    "list_page",
     "page",
     "reading",
     "sequences",

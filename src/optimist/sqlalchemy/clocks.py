@@ -28,10 +28,11 @@ write holds the row too, decides the sent clock first (RFC 9110 §13.2.2 step 1:
 nothing changes between the evaluation and the write. It costs a read before the
 write; a write whose only precondition is the clock is the one statement above.
 
-``node`` names the server writing (``--node-id``). The generic :func:`~writes.update`
-and :func:`~writes.create` refuse clocked tables, so clock and tag never drift apart;
-:func:`~writes.get`, :func:`~writes.delete` (by tag) and :func:`~pages.page` work as
-on any versioned table.
+``node`` names the server writing (``--node-id``). The generic
+:func:`~optimist.sqlalchemy.writes.update` and :func:`~optimist.sqlalchemy.writes.create`
+refuse clocked tables, so clock and tag never drift apart;
+:func:`~optimist.sqlalchemy.writes.get`, :func:`~optimist.sqlalchemy.writes.delete` (by
+tag) and :func:`~optimist.sqlalchemy.pages.page` work as on any versioned table.
 """
 
 from __future__ import annotations
@@ -47,16 +48,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from optimist.conditions import ALWAYS, Always, Condition
 from optimist.errors import PreconditionFailed, ResourceNotFound, VersionConflict
+from optimist.sqlalchemy._create import create_stamped
+from optimist.sqlalchemy._fetch import fetch
+from optimist.sqlalchemy._rows import Scope, check_columns, find, locate
 from optimist.sqlalchemy.engine import Bind, transaction
 from optimist.sqlalchemy.versioned import Record, Versioned
-from optimist.sqlalchemy.writes import (
-    Scope,
-    check_columns,
-    create_stamped,
-    find,
-    locate,
-    write_one,
-)
 from optimist.vclock import VectorClock
 
 __all__ = ["clock_of", "create_clocked", "delete_clocked", "update_clocked"]
@@ -128,9 +124,9 @@ async def update_clocked(
             )
             .returning(*versioned.table.c)
         )
-        row = await write_one(connection, statement, versioned, values)
-        if row is not None:
-            return versioned.record(row)
+        rows = await fetch(connection, statement, writes=versioned, values=values)
+        if rows:
+            return versioned.record(rows[0])
         current = await find(connection, versioned, parts, scope=scope)
     raise _conflict(versioned, key, base, current)
 
@@ -159,9 +155,10 @@ async def delete_clocked(
         statement = sql_delete(versioned.table).where(located)
         if sent is not None:
             statement = statement.where(column == sent.to_json())
-        row = await write_one(connection, statement.returning(*versioned.table.c), versioned, {})
-        if row is not None:
-            return versioned.record(row)
+        returning = statement.returning(*versioned.table.c)
+        rows = await fetch(connection, returning, writes=versioned, values={})
+        if rows:
+            return versioned.record(rows[0])
         current = await find(connection, versioned, parts, scope=scope)
     raise _conflict(versioned, key, sent or VectorClock(), current)
 
@@ -179,10 +176,10 @@ async def _hold(
     # FOR UPDATE holds the row on PostgreSQL until the transaction ends; SQLite
     # renders nothing, its BEGIN IMMEDIATE already holds the whole database.
     held = select(versioned.table).where(located).with_for_update()
-    row = (await connection.execute(held)).mappings().first()
-    if row is None:
+    rows = await fetch(connection, held)
+    if not rows:
         raise ResourceNotFound(versioned.resource, key)
-    current = versioned.record(row)
+    current = versioned.record(rows[0])
     # RFC 9110 §13.2.2 step 1: If-Match (the clock) is decided before the rest.
     if sent is not None and sent != clock_of(versioned, current):
         raise _conflict(versioned, key, sent, current)

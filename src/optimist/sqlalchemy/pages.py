@@ -12,7 +12,7 @@ between pages (SPEC §1, "Pagination is consistent"):
 * no row appears twice: positions only grow, and an update never changes a position;
 * a row created after the first page never appears: its number is above the
   watermark, and the numbering is commit-ordered on both backends
-  (:mod:`optimist.sqlalchemy.sequence` explains why a plain SEQUENCE would not do);
+  (:mod:`optimist.sqlalchemy._sequence` explains why a plain SEQUENCE would not do);
 * every row that existed at the first page and still exists at the end appears
   exactly once: deleting a row removes only that row, it shifts nothing, because a
   page starts at a position, not at a count of rows before it.
@@ -21,7 +21,8 @@ between pages (SPEC §1, "Pagination is consistent"):
 it (a tenant, a parent), or a row can leave or join it between pages. A deep page
 costs what the first costs: an index range scan from the position (``created_seq``'s
 unique index, or the ``(scope…, created_seq)`` index :func:`versioned_table` declares).
-Expiring old snapshots (410) is the cursor codec's job, not this module's.
+Expiring old snapshots (410) is the cursor codec's job, not this module's;
+:func:`optimist.sqlalchemy.listing.list_page` puts a page and its signed cursor together.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from optimist.sqlalchemy.direct import INDIRECT, Indirect, all_rows
+from optimist.sqlalchemy._fetch import fetch
+from optimist.sqlalchemy._rows import Scope
+from optimist.sqlalchemy._sequence import high_water
+from optimist.sqlalchemy._statements import MARK, page_of
 from optimist.sqlalchemy.engine import Bind, autocommit
-from optimist.sqlalchemy.sequence import high_water
-from optimist.sqlalchemy.statements import MARK, page_of
 from optimist.sqlalchemy.versioned import Record, Versioned
-from optimist.sqlalchemy.writes import Scope
 
 __all__ = ["Page", "page"]
 
@@ -76,7 +76,7 @@ async def page(
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     # One row more than asked says whether another page follows.
-    statement, parameters = page_of(
+    prepared = page_of(
         versioned,
         scope or {},
         limit=limit + 1,
@@ -84,20 +84,14 @@ async def page(
         watermark=watermark,
         descending=descending,
     )
-    found: list[dict[str, Any]] | Indirect = INDIRECT
-    if filters:
-        # The caller's filters make a statement of this call's own, SQLAlchemy's to run.
-        statement = cast("Select[Any]", statement).where(*filters)
-    elif isinstance(bind, AsyncEngine):
-        found = await all_rows(bind, statement, parameters)
     # The snapshot is the watermark, not a transaction: every row numbered at or below
     # it was committed when it was read, so the page's statement sees all of them.
-    if found is INDIRECT:
-        async with autocommit(bind, read=True) as connection:
-            found = [
-                dict(row) for row in (await connection.execute(statement, parameters)).mappings()
-            ]
-    rows = found
+    if filters:
+        # The caller's filters make a statement of this call's own.
+        filtered = cast("Select[Any]", prepared.statement).where(*filters)
+        rows = await fetch(bind, filtered, prepared.parameters)
+    else:
+        rows = await fetch(bind, prepared)
     if watermark is not None:
         mark = watermark
     elif rows:

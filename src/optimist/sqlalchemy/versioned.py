@@ -12,7 +12,7 @@ an application declared itself):
     when the row was last written: timezone-aware UTC with microseconds on both backends
     (:class:`UTCDateTime`); it is what ``Last-Modified`` and If-Unmodified-Since use.
 ``created_seq``
-    the row's place in the table's write sequence (:mod:`optimist.sqlalchemy.sequence`),
+    the row's place in the table's write sequence (:mod:`optimist.sqlalchemy._sequence`),
     unique and immutable: the total order of keyset pagination.
 
 Every write computes the new tag in Python *before* its statement, with the table's
@@ -52,7 +52,7 @@ from sqlalchemy.schema import SchemaItem
 
 from optimist.conditions import ResourceState
 from optimist.etag import EntityTag
-from optimist.sqlalchemy.sequence import sequences
+from optimist.sqlalchemy._sequence import sequences
 
 __all__ = [
     "EtagRecipe",

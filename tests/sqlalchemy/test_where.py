@@ -1,4 +1,4 @@
-"""Compiled conditions mean what Condition.holds means (optimist.sqlalchemy.compiler)."""
+"""Translated conditions mean what Condition.holds means (optimist.sqlalchemy._where)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select, true
+from sqlalchemy import ColumnElement, func, select, true
 
 from optimist.conditions import (
     ABSENT,
@@ -23,6 +23,7 @@ from optimist.conditions import (
 )
 from optimist.etag import Comparison, EntityTag
 from optimist.sqlalchemy import Record, Versioned, create, where
+from optimist.sqlalchemy._where import Form, Guard, guard_holds, predicate
 from tests.support.stores import Store, declare, open_store
 
 pytestmark = pytest.mark.anyio
@@ -45,17 +46,23 @@ async def stored(store: Store, versioned: Versioned) -> Record:
     return Record({**record.values, "etag": "a"}, versioned.tag("a"), STORED_AT)
 
 
+async def finds(store: Store, versioned: Versioned, clause: ColumnElement[bool] | None) -> bool:
+    """Whether the database finds the row under ``clause`` (None: no clause)."""
+    async with store.engine.connect() as connection:
+        count: int | None = await connection.scalar(
+            select(func.count())
+            .select_from(versioned.table)
+            .where(true() if clause is None else clause)
+        )
+    return count == 1
+
+
 async def selects(store: Store, versioned: Versioned, condition: Condition) -> bool:
     """Whether the database finds the row under the compiled condition."""
     compiled = where(versioned, condition)
     if compiled is False:
         return False
-    clause = true() if compiled is True else compiled
-    async with store.engine.connect() as connection:
-        count: int | None = await connection.scalar(
-            select(func.count()).select_from(versioned.table).where(clause)
-        )
-    return count == 1
+    return await finds(store, versioned, None if compiled is True else compiled)
 
 
 STRONG_A = EntityTag("a")
@@ -166,6 +173,99 @@ def test_unknown_condition_is_a_type_error() -> None:
 
     with pytest.raises(TypeError):
         where(items, Custom())
+
+
+@pytest.mark.parametrize(("condition", "expected"), TABLE, ids=IDS)
+async def test_a_predicate_selects_the_row_exactly_when_the_condition_holds(
+    store: Store, condition: Condition, expected: bool
+) -> None:
+    """A predicate's SQL, a tag to expect included, means what the condition means."""
+    await stored(store, store.items)
+    test = predicate(store.items, condition)
+    assert await finds(store, store.items, test.sql(store.items)) is expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "guard", "form"),
+    [
+        (ALWAYS, None, Form.ALWAYS),
+        (EXISTS, None, Form.ALWAYS),
+        (ALWAYS, {}, Form.ALWAYS),
+        (NEVER, None, Form.NEVER),
+        (ABSENT, None, Form.NEVER),
+        (TagIn((STRONG_A,)), None, Form.TAG),
+        (TagIn((OTHER, STRONG_A)), None, Form.CLAUSE),
+        (UnmodifiedSince(STORED_AT), None, Form.CLAUSE),
+        (Not(TagIn((STRONG_A,), Comparison.WEAK)), None, Form.CLAUSE),
+        (ALWAYS, {"name": ("x",)}, Form.CLAUSE),
+        (TagIn((STRONG_A,)), {"name": ("x",)}, Form.CLAUSE),
+        (NEVER, {"name": ("x",)}, Form.NEVER),
+    ],
+    ids=[
+        "always",
+        "exists",
+        "empty-guard",
+        "never",
+        "absent",
+        "one-strong-tag",
+        "two-tags",
+        "unmodified-since",
+        "if-none-match",
+        "guard-alone",
+        "tag-and-guard",
+        "never-with-guard",
+    ],
+)
+def test_a_predicate_takes_the_form_that_picks_the_statement(
+    condition: Condition, guard: Guard | None, form: Form
+) -> None:
+    """Constants fold, one tag alone is a tag to bind, anything else (a guard too) is SQL."""
+    items, _ = declare()
+    assert predicate(items, condition, guard).form is form
+
+
+@pytest.mark.parametrize(
+    ("weak", "condition"),
+    [(False, TagIn((STRONG_A,))), (True, TagIn((WEAK_A,), Comparison.WEAK))],
+    ids=["strong-table", "weak-table-weakly"],
+)
+def test_a_tag_predicate_carries_the_stored_opaque_tag(weak: bool, condition: Condition) -> None:
+    """The tag to expect is the opaque-tag as stored, without quotes or W/."""
+    items, weak_items = declare()
+    test = predicate(weak_items if weak else items, condition)
+    assert (test.form, test.tag) == (Form.TAG, "a")
+
+
+def test_a_strong_tag_on_a_weak_table_is_never() -> None:
+    """RFC 9110 §8.8.3.2: a strong If-Match on weak stored tags is no tag to expect."""
+    _, weak_items = declare()
+    assert predicate(weak_items, TagIn((STRONG_A,))).form is Form.NEVER
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [{"tenant": (1,)}, {"tenant": (2,)}, {"tenant": (2, 1), "counter": (0,)}, {"tenant": ()}],
+    ids=["holds", "fails", "several-columns", "no-values"],
+)
+async def test_a_guard_selects_the_row_exactly_when_it_holds_in_python(
+    store: Store, guard: Guard
+) -> None:
+    """A guard's SQL and guard_holds agree about the stored row."""
+    record = await stored(store, store.items)
+    test = predicate(store.items, ALWAYS, guard)
+    assert await finds(store, store.items, test.sql(store.items)) is guard_holds(record, guard)
+
+
+@pytest.mark.parametrize(
+    ("guard", "error"),
+    [({"nope": ("x",)}, ValueError), ({"name": "submitted"}, TypeError)],
+    ids=["unknown-column", "string-not-collection"],
+)
+def test_a_malformed_guard_is_refused(guard: Guard, error: type[Exception]) -> None:
+    """An unknown column, or a string where a collection belongs, is a programming error."""
+    items, _ = declare()
+    with pytest.raises(error):
+        predicate(items, ALWAYS, guard)
 
 
 tags = st.sampled_from([STRONG_A, WEAK_A, OTHER, EntityTag("b", weak=True)])

@@ -1,6 +1,6 @@
 """Running a prepared one-row statement on the driver's own connection.
 
-The statements of :mod:`optimist.sqlalchemy.statements` are built once, compiled once,
+The statements of :mod:`optimist.sqlalchemy._statements` are built once, compiled once,
 and then executed thousands of times a second with new parameters. SQLAlchemy's
 execution layer (an async facade that switches greenlets at every call, an execution
 context, a cursor adapter, a result object) costs several times what the driver
@@ -17,7 +17,8 @@ The connection comes from the engine's pool and goes back to it, so the pool's e
 commit each statement as it completes, which is what
 :func:`~optimist.sqlalchemy.engine.autocommit` does for these statements.
 
-The fast path steps aside, and the caller runs the statement through SQLAlchemy, when:
+Only :mod:`optimist.sqlalchemy._fetch` calls this module: it runs the statement through
+SQLAlchemy instead when the fast path steps aside, which it does when:
 
 * the engine is not asyncpg or aiosqlite, logs its statements (``echo``), has
   listeners for execution (``before_execute``, ``after_execute``,
@@ -55,7 +56,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["DRIVERS", "INDIRECT", "PLANS", "Indirect", "all_rows", "one_row"]
+__all__ = ["DRIVERS", "INDIRECT", "PLANS", "Indirect", "all_rows"]
 
 #: The drivers the fast path knows.
 DRIVERS: Final = frozenset({"asyncpg", "aiosqlite"})
@@ -67,7 +68,7 @@ _Processor: TypeAlias = Callable[[Any], Any] | None
 
 
 class Indirect(Enum):
-    """The outcome of :func:`one_row` when the statement is SQLAlchemy's to run."""
+    """The outcome of :func:`all_rows` when the statement is SQLAlchemy's to run."""
 
     INDIRECT = "indirect"
 
@@ -169,25 +170,6 @@ def _direct(engine: Engine) -> bool:
         # SQLAlchemy rewrites schema names into the SQL as it executes it.
         and "schema_translate_map" not in engine.get_execution_options()
     )
-
-
-async def one_row(
-    engine: AsyncEngine,
-    statement: Executable,
-    parameters: Mapping[str, Any],
-    *,
-    write: bool = False,
-) -> dict[str, Any] | Literal[Indirect.INDIRECT] | None:
-    """The one row ``statement`` returns (None: no row), or :data:`INDIRECT`.
-
-    ``statement`` selects or returns at most one row; it commits by itself. A
-    ``write`` on SQLite waits for this process's other writes first (see
-    :func:`all_rows`).
-    """
-    found = await all_rows(engine, statement, parameters, write=write)
-    if found is INDIRECT:
-        return INDIRECT
-    return found[0] if found else None
 
 
 async def all_rows(

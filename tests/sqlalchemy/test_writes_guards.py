@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from optimist.conditions import ALWAYS, NEVER, TagIn
+from optimist.conditions import NEVER, TagIn
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceNotFound
 from optimist.etag import EntityTag
 from optimist.sqlalchemy import Record, create, get, update, writes
@@ -148,15 +148,6 @@ async def test_a_malformed_guard_is_refused_before_any_statement(
     await submitted(store)
     with pytest.raises(error):
         await update(store.engine, store.items, "a", {}, guard=guard)
-
-
-async def test_refusal_with_a_row_meeting_both_is_a_precondition_failure(store: Store) -> None:
-    """refusal() never blames a guard that holds of the row it is given."""
-    seed = await submitted(store)
-    refused = writes.refusal(
-        store.items, "a", seed, condition=ALWAYS, guard={"name": ("submitted",)}
-    )
-    assert type(refused) is PreconditionFailed
 
 
 async def test_a_row_that_changes_after_the_statement_is_written_again(

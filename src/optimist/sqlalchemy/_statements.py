@@ -15,16 +15,22 @@ object, so every later execution finds its compiled form at once:
   ORDER BY created_seq LIMIT :n``, a first page reading the watermark in a subquery.
 
 Any other shape (a SQL expression as a value, a guard, several candidate tags, a date
-condition) is built per call by the caller, as before. A table keeps at most
-:data:`SHAPES` shapes, so a caller that writes ever new sets of columns cannot grow
+condition, a page's extra filters) is built per call by its caller. A table keeps at
+most :data:`SHAPES` shapes, so a caller that writes ever new sets of columns cannot grow
 the cache without bound; further shapes are simply built each time.
+
+What these functions return is a :class:`Prepared`, and only a :class:`Prepared` may
+run on the driver's own connection (:func:`optimist.sqlalchemy._fetch.fetch`): the fast
+path compiles a statement once per engine and keeps the plan beside the statement
+object, which pays off for these statements and would only fill the plan cache with
+one-off ones.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from sqlalchemy import BigInteger, Executable, Integer, String, bindparam, select
 from sqlalchemy import update as sql_update
@@ -40,8 +46,13 @@ SHAPES: Final = 256
 #: The label of the watermark column a first page's rows carry.
 MARK: Final = "optimist_watermark"
 
-#: A statement and the parameters to execute it with.
-Prepared: TypeAlias = tuple[Executable, dict[str, Any]]
+
+class Prepared(NamedTuple):
+    """A statement of one of this module's shapes and the parameters of one execution."""
+
+    statement: Executable
+    parameters: dict[str, Any]
+
 
 _Shape: TypeAlias = tuple[Any, ...]
 _BUILT: weakref.WeakKeyDictionary[Versioned, dict[_Shape, Executable]] = weakref.WeakKeyDictionary()
@@ -87,7 +98,7 @@ def read_one(versioned: Versioned, parts: Sequence[Any], scope: Mapping[str, Any
     def build() -> Executable:
         return select(versioned.table).where(*_locating(versioned, names))
 
-    return _cached(versioned, ("read", names), build), _located(parts, scope)
+    return Prepared(_cached(versioned, ("read", names), build), _located(parts, scope))
 
 
 def update_one(
@@ -124,7 +135,7 @@ def update_one(
         return sql_update(table).where(*clauses).values(values).returning(*table.c)
 
     shape = ("update", names, columns, expected is not None)
-    return _cached(versioned, shape, build), parameters
+    return Prepared(_cached(versioned, shape, build), parameters)
 
 
 def page_of(
@@ -179,4 +190,4 @@ def page_of(
         )
 
     shape = ("page", names, first, after is not None, descending)
-    return _cached(versioned, shape, build), parameters
+    return Prepared(_cached(versioned, shape, build), parameters)

@@ -1,4 +1,4 @@
-"""Racing real writers: exactly one conditional write wins, and no update is ever lost.
+"""Racing real writers (optimist.sqlalchemy.writes): exactly one conditional write wins.
 
 Every test runs on a SQLite file and on PostgreSQL. Writers hold connections of their
 own and start together; the multi-process variants (``slow``) run several processes,
