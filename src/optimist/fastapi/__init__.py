@@ -1,0 +1,39 @@
+"""FastAPI integration: the precondition dependency, a route class that keeps RFC 9110
+§13.2.1's precedence, HEAD for GET routes, problem+json for validation errors, and the
+OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
+
+* :mod:`~optimist.fastapi.dependencies`: :func:`conditional`, the dependency that
+  parses a route's preconditions (the policy applies when the route uses them).
+* :mod:`~optimist.fastapi.precedence`: :func:`lookup`, a dependency that remembers how
+  to find the route's resource, and :class:`PrecedenceRoute`, which looks it up only
+  when a refusal that ranks below 404 is about to be answered.
+* :mod:`~optimist.fastapi.head`: :class:`HeadMiddleware` (``app.add_middleware``), so
+  that GET routes answer HEAD (fastapi/fastapi#1773).
+* :mod:`~optimist.fastapi.handlers`: :func:`install_problem_handlers`, every error as
+  problem details, FastAPI's validation errors as 422 with ``invalid_params``.
+* :mod:`~optimist.fastapi.openapi`: :func:`problem_responses` and
+  :func:`document_problems`, the problems and precondition headers in ``/openapi.json``.
+"""
+
+from optimist.fastapi.dependencies import conditional
+from optimist.fastapi.handlers import install_problem_handlers
+from optimist.fastapi.head import HeadMiddleware
+from optimist.fastapi.openapi import (
+    InvalidParameter,
+    ProblemDetails,
+    document_problems,
+    problem_responses,
+)
+from optimist.fastapi.precedence import PrecedenceRoute, lookup
+
+__all__ = [
+    "HeadMiddleware",
+    "InvalidParameter",
+    "PrecedenceRoute",
+    "ProblemDetails",
+    "conditional",
+    "document_problems",
+    "install_problem_handlers",
+    "lookup",
+    "problem_responses",
+]

@@ -1,0 +1,84 @@
+"""Starlette integration: read preconditions once, answer every error as problem details,
+keep RFC 9110 §13.2.1's precedence, and seed 000's vector-clock middleware as pure ASGI.
+
+* :mod:`~optimist.starlette.binding`: a request's four precondition fields parsed once
+  into a :class:`ConditionalRequest` under the API's :class:`ConditionalProfile`, which
+  the route evaluates, or turns into a store's write condition, when the order of
+  checks says so.
+* :mod:`~optimist.starlette.responses`: problem+json responses (:func:`error_response`
+  for a library error, worded by the bound profile), 304s and the validators.
+* :mod:`~optimist.starlette.handlers`: :func:`install_problem_handlers`, which answers
+  library errors, ``HTTPException`` (405 with every allowed method) and anything
+  unexpected as problem details.
+* :mod:`~optimist.starlette.clocks`: :class:`VectorClockMiddleware`, and the one typed
+  :class:`ClockState` through which it and the app exchange the clocks of a request.
+* :mod:`~optimist.starlette.precedence`: :func:`missing_first`, under which a refusal
+  that ranks below 404 looks the resource up first, and only then.
+* ``_fields``: the header fields read and written (precondition lines, ``Allow``,
+  ETag and Last-Modified), one helper each; :func:`allowed_methods` and
+  :func:`allow_field` are public for ``optimist.fastapi``'s HEAD support.
+"""
+
+from optimist.starlette._fields import allow_field, allowed_methods
+from optimist.starlette.binding import (
+    ConditionalProfile,
+    ConditionalRequest,
+    FailedDetail,
+    bound_request,
+    read_preconditions,
+)
+from optimist.starlette.clocks import (
+    INVALID_CLOCK_DETAIL,
+    ClockState,
+    VectorClockMiddleware,
+    client_clock,
+    clock_state,
+)
+from optimist.starlette.handlers import http_error_response, install_problem_handlers
+from optimist.starlette.precedence import (
+    Lookup,
+    Tagged,
+    missing_first,
+    remember_lookup,
+    remembered_lookup,
+    yields_to_lookup,
+)
+from optimist.starlette.responses import (
+    INTERNAL_DETAIL,
+    NOT_MODIFIED_FIELDS,
+    ProblemResponse,
+    error_response,
+    not_modified,
+    problem_response,
+    set_etag,
+)
+
+__all__ = [
+    "INTERNAL_DETAIL",
+    "INVALID_CLOCK_DETAIL",
+    "NOT_MODIFIED_FIELDS",
+    "ClockState",
+    "ConditionalProfile",
+    "ConditionalRequest",
+    "FailedDetail",
+    "Lookup",
+    "ProblemResponse",
+    "Tagged",
+    "VectorClockMiddleware",
+    "allow_field",
+    "allowed_methods",
+    "bound_request",
+    "client_clock",
+    "clock_state",
+    "error_response",
+    "http_error_response",
+    "install_problem_handlers",
+    "missing_first",
+    "not_modified",
+    "problem_response",
+    "read_preconditions",
+    "remember_lookup",
+    "remembered_lookup",
+    "set_etag",
+    "yields_to_lookup",
+]
