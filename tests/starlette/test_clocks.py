@@ -59,12 +59,6 @@ async def session(request: Request) -> Response:
     )
 
 
-async def legacy_session(request: Request) -> Response:
-    """A write that hands its new clock over as ``request.state.updated_clock``."""
-    request.state.updated_clock = STORED.increment("node-c")
-    return Response(status_code=204)
-
-
 async def state_of(request: Request) -> Response:
     """The request's clock state, as the route sees it."""
     state = clock_state(request)
@@ -81,7 +75,6 @@ def clock_app(*, defer: bool = False) -> Starlette:
     app = Starlette(
         routes=[
             Route("/sessions/{key}", session, methods=["GET", "PUT", "PATCH"]),
-            Route("/legacy", legacy_session, methods=["PUT"]),
             Route("/state", state_of, methods=["GET", "PUT"]),
         ]
     )
@@ -204,15 +197,6 @@ async def test_updated_clock_becomes_the_etag(clocks: httpx.AsyncClient) -> None
     """A 2xx of a route that set its ClockState's updated clock carries it as its ETag."""
     response = await clocks.put("/sessions/1", headers={"If-Match": STORED.to_json()})
     assert response.headers["etag"] == '"node-a=3;node-b=1"'
-
-
-async def test_updated_clock_of_request_state_becomes_the_etag(
-    clocks: httpx.AsyncClient,
-) -> None:
-    """A route that sets ``request.state.updated_clock`` still gets it stamped as ETag."""
-    response = await clocks.put("/legacy")
-    assert response.status_code == 204
-    assert response.headers["etag"] == '"node-a=2;node-b=1;node-c=1"'
 
 
 async def test_updated_clock_is_not_stamped_on_errors(clocks: httpx.AsyncClient) -> None:

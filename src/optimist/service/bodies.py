@@ -27,8 +27,6 @@ refused, so a body that passes goes straight into the write.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
@@ -42,7 +40,6 @@ __all__ = [
     "MAX_BODY",
     "MERGE_PATCH",
     "Strict",
-    "missing_first",
     "no_controls",
     "openapi_body",
     "read_body",
@@ -126,19 +123,6 @@ async def read_json(
     return b"".join(chunks)
 
 
-@asynccontextmanager
-async def missing_first(exists: Callable[[], Awaitable[object]] | None) -> AsyncIterator[None]:
-    """Inside, a refused body (400, 413, 415, 422) awaits ``exists()`` before it is
-    answered, so that a missing resource raises its 404 first (RFC 9110 §13.2.1)."""
-    try:
-        yield
-    except (RequestValidationError, HTTPException) as error:
-        refused = isinstance(error, RequestValidationError) or error.status_code in _REFUSED
-        if refused and exists is not None:
-            await exists()
-        raise
-
-
 def _body_error(error: Any) -> dict[str, Any]:
     """A pydantic error as FastAPI reports a body's: located under ``body``."""
     location = ("body", *error.get("loc", ()))
@@ -148,23 +132,19 @@ def _body_error(error: Any) -> dict[str, Any]:
     return {"type": error.get("type"), "loc": location, "msg": error.get("msg", "invalid")}
 
 
-async def read_body(
-    request: Request, model: type[M], exists: Callable[[], Awaitable[object]] | None = None
-) -> M:
+async def read_body(request: Request, model: type[M]) -> M:
     """The request's body (:func:`read_json`) parsed and validated as ``model`` by
-    pydantic, or a RequestValidationError (422); a refused body is a 404 first if
-    ``exists()`` raises one (:func:`missing_first`).
+    pydantic, or a RequestValidationError (422).
 
     pydantic's own JSON parser refuses what would break later: invalid UTF-8, lone
     surrogates, numbers out of range, nesting deeper than its recursion limit.
     """
-    async with missing_first(exists):
-        raw = await read_json(request)
-        try:
-            return model.model_validate_json(raw)
-        except ValidationError as error:
-            problems = error.errors(include_url=False, include_input=False, include_context=False)
-            raise RequestValidationError([_body_error(e) for e in problems]) from None
+    raw = await read_json(request)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        problems = error.errors(include_url=False, include_input=False, include_context=False)
+        raise RequestValidationError([_body_error(e) for e in problems]) from None
 
 
 def openapi_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ of a 2xx response. :func:`client_clock` is what a route asks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
@@ -37,7 +37,6 @@ __all__ = [
 INVALID_CLOCK_DETAIL: Final = "Invalid vector clock in If-Match header"
 
 _STATE: Final = "optimist.vector_clock"  # scope key of the request's ClockState
-_UPDATED: Final = "updated_clock"  # request.state member read for older applications
 
 
 @dataclass(slots=True)
@@ -95,8 +94,7 @@ class VectorClockMiddleware:
     :data:`INVALID_CLOCK_DETAIL`: at once, or with ``defer=True`` when the route calls
     :func:`client_clock` (or its preconditions fail), which keeps RFC 9110 §13.2.1's
     precedence. A 2xx response of a route that set ``clock_state(request).updated``
-    carries that clock's entity-tag as ETag (so does one that set
-    ``request.state.updated_clock``, the older interface, still honoured).
+    carries that clock's entity-tag as ETag.
     ``paths`` limits the middleware to requests whose path starts with one of them, for
     an application whose other resources are versioned by plain entity tags.
     """
@@ -123,9 +121,6 @@ class VectorClockMiddleware:
             await self.app(scope, receive, send)
             return
         clock = scope[_STATE] = ClockState()
-        # The dict request.state wraps, made here so that the app's updated_clock lands
-        # where stamp() looks for it, however the scope is copied on the way down.
-        members: dict[str, Any] = scope.setdefault("state", {})
         sent = joined(precondition_lines(Headers(scope=scope)), b"if-match")
         if sent is not None and not _wildcard(sent):
             try:
@@ -141,10 +136,9 @@ class VectorClockMiddleware:
                 scope["headers"] = [*others, (b"if-match", tag)]
 
         async def stamp(message: Message) -> None:
-            if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
-                updated = clock.updated if clock.updated is not None else members.get(_UPDATED)
-                if isinstance(updated, VectorClock):
-                    MutableHeaders(scope=message)["ETag"] = str(updated.to_etag())
+            started = message["type"] == "http.response.start"
+            if started and 200 <= message["status"] < 300 and clock.updated is not None:
+                MutableHeaders(scope=message)["ETag"] = str(clock.updated.to_etag())
             await send(message)
 
         await self.app(scope, receive, stamp)

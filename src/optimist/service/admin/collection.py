@@ -23,22 +23,20 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, Final
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from optimist.conditions import ALWAYS, Condition
-from optimist.cursor import Cursor
-from optimist.errors import MalformedToken, PreconditionRequired, ResourceExists, ResourceNotFound
+from optimist.errors import ResourceExists, ResourceNotFound
 from optimist.etag import Comparison
 from optimist.fastapi import conditional
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service.admin.identity import Identity
-from optimist.service.bodies import read_body, timestamp
+from optimist.service.bodies import timestamp
 from optimist.service.runtime import Runtime
-from optimist.sqlalchemy import Record, Versioned, create, delete, find, get, page, update
+from optimist.sqlalchemy import Record, Versioned, create, delete, get, list_page, update
 from optimist.starlette import ConditionalRequest, set_etag
 
 __all__ = [
@@ -75,8 +73,6 @@ PageCursor = Annotated[
 ]
 
 _SHOWN: Final = 80  # how much of a hostile key an error message repeats
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def _shown(key: object) -> object:
@@ -136,11 +132,16 @@ class Collection:
                 raise ResourceExists(named, taken[self.unique]) from error
             raise ResourceExists(self.resource, key) from error
 
-    async def ensure_exists(self, runtime: Runtime, identity: Identity, key: str) -> None:
-        """A 404 unless the tenant has a row at ``key`` (asked on failure paths only)."""
-        row_key = self._row_key(identity, key)
-        if await find(runtime.engine, self.versioned, row_key, scope=identity.scope) is None:
-            raise ResourceNotFound(self.resource, key)
+    async def fetch(self, runtime: Runtime, identity: Identity, key: str) -> Record:
+        """The tenant's row at ``key``, or its 404 (the route's lookup: asked only when a
+        refusal that ranks below 404 is about to be answered)."""
+        with self._named(key):
+            return await get(
+                runtime.engine,
+                self.versioned,
+                self._row_key(identity, self.checked(key)),
+                scope=identity.scope,
+            )
 
     # -- representations ---------------------------------------------------------------
 
@@ -174,60 +175,21 @@ class Collection:
 
         The cursor is bound to this route and tenant: another's is a 400 (foreign).
         """
-        query = f"{self.path}?tenant={identity.tenant}"
-        after: int | None = None
-        watermark: int | None = None
-        snapshot_at = runtime.signer.now()
-        if token is not None:
-            cursor = runtime.cursors.decode(token, query=query)
-            first = cursor.position[0] if len(cursor.position) == 1 else None
-            if isinstance(first, bool) or not isinstance(first, int):
-                raise MalformedToken("cursor", token, "not a position of this listing")
-            after, watermark, snapshot_at = first, cursor.watermark, cursor.snapshot_at
-        found = await page(
+        found = await list_page(
             runtime.engine,
             self.versioned,
+            runtime.cursors,
+            query=f"{self.path}?tenant={identity.tenant}",
             limit=limit,
-            after=after,
-            watermark=watermark,
+            cursor=token,
             scope=identity.scope,
         )
-        next_cursor = None
-        if found.next_position is not None:
-            following = Cursor((found.next_position,), found.watermark, snapshot_at)
-            next_cursor = runtime.cursors.encode(following, query=query)
         return {
             "data": [self.render(record.values) for record in found.records],
-            "next_cursor": next_cursor,
+            "next_cursor": found.next_cursor,
         }
 
     # -- writes ------------------------------------------------------------------------
-
-    async def body(
-        self,
-        request: Request,
-        model: type[M],
-        runtime: Runtime,
-        identity: Identity,
-        key: str | None = None,
-    ) -> M:
-        """The request's body as ``model``; a body that fails is a 404 first if the
-        resource at ``key`` does not exist (RFC 9110 §13.2.1), else 413/415/422."""
-        if key is None:
-            return await read_body(request, model)
-        return await read_body(
-            request, model, lambda: self.ensure_exists(runtime, identity, self.checked(key))
-        )
-
-    async def _condition(
-        self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest
-    ) -> Condition:
-        try:
-            return conditions.write_condition()
-        except PreconditionRequired:
-            # SPEC §4.1: a missing resource is a 404 before a missing If-Match is a 400.
-            await self.ensure_exists(runtime, identity, key)
-            raise
 
     async def update(
         self,
@@ -240,7 +202,7 @@ class Collection:
         """Write ``values`` if the preconditions hold, in one statement: 200 and the new
         ETag, or 404/412 (the store's refusal), or 409 (a unique value taken)."""
         self.checked(key)
-        condition = await self._condition(runtime, identity, key, conditions)
+        condition = conditions.write_condition()
         with self._named(key):
             record = await update(
                 runtime.engine,
@@ -257,7 +219,7 @@ class Collection:
     ) -> Response:
         """Delete if the (required) If-Match holds, in one statement: 204, or 400/404/412."""
         self.checked(key)
-        condition = await self._condition(runtime, identity, key, conditions)
+        condition = conditions.write_condition()
         with self._named(key):
             await delete(
                 runtime.engine,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import conditional, problem_responses
+from optimist.fastapi import PrecedenceRoute, conditional, lookup, problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     COMPARISON,
@@ -27,8 +27,16 @@ from optimist.service.admin.collection import (
     PageCursor,
 )
 from optimist.service.admin.identity import Identity, IdentityDep, writer
-from optimist.service.bodies import MERGE_PATCH, Strict, no_controls, openapi_body, timestamp
+from optimist.service.bodies import (
+    MERGE_PATCH,
+    Strict,
+    no_controls,
+    openapi_body,
+    read_body,
+    timestamp,
+)
 from optimist.service.runtime import RuntimeDep
+from optimist.sqlalchemy import Record
 from optimist.starlette import ConditionalRequest
 
 __all__ = ["FLAGS", "FeatureFlag", "FlagPatch", "NewFlag", "router"]
@@ -125,7 +133,15 @@ CreateConditions = Annotated[
     ConditionalRequest, Depends(conditional(comparison=COMPARISON, failed_detail=TAKEN_DETAIL))
 ]
 
-router = APIRouter(prefix="/feature-flags")
+
+async def find_flag(key: str, identity: IdentityDep, runtime: RuntimeDep) -> Record:
+    """The flag in the path (the lookup of a refused request)."""
+    return await FLAGS.fetch(runtime, identity, key)
+
+
+Current = Depends(lookup(find_flag))
+
+router = APIRouter(route_class=PrecedenceRoute, prefix="/feature-flags")
 
 
 @router.get(
@@ -151,7 +167,7 @@ async def list_flags(
 async def create_flag(
     request: Request, identity: Editor, runtime: RuntimeDep, conditions: CreateConditions
 ) -> Response:
-    new = await FLAGS.body(request, NewFlag, runtime, identity)
+    new = await read_body(request, NewFlag)
     condition = conditions.write_condition()
     return await FLAGS.create(runtime, identity, new.model_dump(), condition)
 
@@ -170,6 +186,7 @@ async def read_flag(
 
 @router.patch(
     "/{key}",
+    dependencies=[Current],
     response_model=FeatureFlag,
     summary="Change a feature flag (If-Match optional)",
     responses=problem_responses(401, 403, 404, 412, 413, 415, 422),
@@ -182,5 +199,5 @@ async def patch_flag(
     runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
-    patch = await FLAGS.body(request, FlagPatch, runtime, identity, key)
+    patch = await read_body(request, FlagPatch)
     return await FLAGS.update(runtime, identity, key, patch.changes(), conditions)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import problem_responses
+from optimist.fastapi import PrecedenceRoute, lookup, problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -26,8 +26,16 @@ from optimist.service.admin.collection import (
     PageCursor,
 )
 from optimist.service.admin.identity import Identity, IdentityDep, writer
-from optimist.service.bodies import MERGE_PATCH, Strict, no_controls, openapi_body, timestamp
+from optimist.service.bodies import (
+    MERGE_PATCH,
+    Strict,
+    no_controls,
+    openapi_body,
+    read_body,
+    timestamp,
+)
 from optimist.service.runtime import RuntimeDep
+from optimist.sqlalchemy import Record
 
 __all__ = ["ROLES", "NewRole", "Role", "RolePatch", "router"]
 
@@ -117,7 +125,15 @@ ROLES: Final = Collection(
 
 Admin = Annotated[Identity, Depends(writer("admin"))]
 
-router = APIRouter(prefix="/roles")
+
+async def find_role(role_id: str, identity: IdentityDep, runtime: RuntimeDep) -> Record:
+    """The role in the path (the lookup of a refused request)."""
+    return await ROLES.fetch(runtime, identity, role_id)
+
+
+Current = Depends(lookup(find_role))
+
+router = APIRouter(route_class=PrecedenceRoute, prefix="/roles")
 
 
 @router.get(
@@ -141,7 +157,7 @@ async def list_roles(
     openapi_extra=openapi_body(NewRole, "application/json"),
 )
 async def create_role(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
-    new = await ROLES.body(request, NewRole, runtime, identity)
+    new = await read_body(request, NewRole)
     return await ROLES.create(runtime, identity, {**new.model_dump(), "id": uuid.uuid4().hex})
 
 
@@ -159,6 +175,7 @@ async def read_role(
 
 @router.patch(
     "/{role_id}",
+    dependencies=[Current],
     response_model=Role,
     summary="Change a role's name or permissions (If-Match optional)",
     responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
@@ -171,5 +188,5 @@ async def patch_role(
     runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
-    patch = await ROLES.body(request, RolePatch, runtime, identity, role_id)
+    patch = await read_body(request, RolePatch)
     return await ROLES.update(runtime, identity, role_id, patch.changes(), conditions)

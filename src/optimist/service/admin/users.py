@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
 
-from optimist.fastapi import problem_responses
+from optimist.fastapi import PrecedenceRoute, lookup, problem_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -27,8 +27,16 @@ from optimist.service.admin.collection import (
     PageCursor,
 )
 from optimist.service.admin.identity import Identity, IdentityDep, writer
-from optimist.service.bodies import MERGE_PATCH, Strict, no_controls, openapi_body, timestamp
+from optimist.service.bodies import (
+    MERGE_PATCH,
+    Strict,
+    no_controls,
+    openapi_body,
+    read_body,
+    timestamp,
+)
 from optimist.service.runtime import RuntimeDep
+from optimist.sqlalchemy import Record
 
 __all__ = ["USERS", "NewUser", "User", "UserPatch", "UserReplacement", "router"]
 
@@ -130,7 +138,15 @@ USERS: Final = Collection(
 
 Admin = Annotated[Identity, Depends(writer("admin"))]
 
-router = APIRouter(prefix="/users")
+
+async def find_user(user_id: str, identity: IdentityDep, runtime: RuntimeDep) -> Record:
+    """The user in the path (the lookup of a refused request)."""
+    return await USERS.fetch(runtime, identity, user_id)
+
+
+Current = Depends(lookup(find_user))
+
+router = APIRouter(route_class=PrecedenceRoute, prefix="/users")
 
 
 @router.get(
@@ -154,7 +170,7 @@ async def list_users(
     openapi_extra=openapi_body(NewUser, "application/json"),
 )
 async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
-    new = await USERS.body(request, NewUser, runtime, identity)
+    new = await read_body(request, NewUser)
     values = {**new.model_dump(), "id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}
     return await USERS.create(runtime, identity, values)
 
@@ -173,6 +189,7 @@ async def read_user(
 
 @router.patch(
     "/{user_id}",
+    dependencies=[Current],
     response_model=User,
     summary="Change some of a user's members (If-Match optional)",
     responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
@@ -185,12 +202,13 @@ async def patch_user(
     runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
-    patch = await USERS.body(request, UserPatch, runtime, identity, user_id)
+    patch = await read_body(request, UserPatch)
     return await USERS.update(runtime, identity, user_id, patch.changes(), conditions)
 
 
 @router.put(
     "/{user_id}",
+    dependencies=[Current],
     response_model=User,
     summary="Replace a user's editable members (If-Match optional)",
     responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
@@ -203,12 +221,13 @@ async def replace_user(
     runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
-    replacement = await USERS.body(request, UserReplacement, runtime, identity, user_id)
+    replacement = await read_body(request, UserReplacement)
     return await USERS.update(runtime, identity, user_id, replacement.model_dump(), conditions)
 
 
 @router.delete(
     "/{user_id}",
+    dependencies=[Current],
     status_code=204,
     summary="Delete a user (If-Match required)",
     responses=problem_responses(400, 401, 403, 404, 412),

@@ -13,29 +13,28 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
-from fastapi.routing import APIRoute
-from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from optimist.errors import InvalidEntityTag, ResourceNotFound
 from optimist.etag import ANY, EntityTag, parse_list
-from optimist.fastapi import conditional
+from optimist.fastapi import PrecedenceRoute, conditional, lookup
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service import schema
-from optimist.service.bodies import missing_first, read_json
-from optimist.service.runtime import Runtime
-from optimist.sqlalchemy import find
+from optimist.service.bodies import read_json
+from optimist.service.runtime import RuntimeDep
+from optimist.sqlalchemy import Record, get
 from optimist.starlette import ConditionalRequest
 
 __all__ = [
     "MAX_BODY",
     "Conditional",
+    "CurrentProject",
     "ProjectKey",
     "ProjectRoute",
+    "find_project",
     "mismatch_detail",
     "project_key",
 ]
@@ -121,39 +120,29 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _exists(request: Request) -> None:
-    """The 404 of the path's project, if it names none (asked only for a refused body)."""
-    key = request.path_params.get("project_id")
-    if isinstance(key, str):
-        project_key(key)
-        runtime: Runtime = request.app.state.runtime
-        if await find(runtime.engine, schema.projects, key) is None:
-            raise ResourceNotFound("project", key)
+async def find_project(project_id: ProjectKey, runtime: RuntimeDep) -> Record:
+    """The project in the path (the lookup of a refused request)."""
+    return await get(runtime.engine, schema.projects, project_id)
 
 
-class ProjectRoute(APIRoute):
+#: The lookup of a route that writes one project (``dependencies=[CurrentProject]``).
+CurrentProject = Depends(lookup(find_project))
+
+
+class ProjectRoute(PrecedenceRoute):
     """A route whose body is read by :func:`~optimist.service.bodies.read_json` (JSON of
     at most :data:`MAX_BODY` bytes, curl's label accepted) and decoded and validated by
-    FastAPI; a refused body on an unknown project answers 404 (SPEC §1: 404 first).
-
-    FastAPI validates the body before the endpoint runs, and the endpoint's one write is
-    what finds out whether the project exists. So only when the body is refused does
-    this route look the project up, once (:func:`~optimist.service.bodies.missing_first`).
+    FastAPI; a refused body on an unknown project answers 404 (SPEC §1: 404 first),
+    through the route's lookup (:class:`~optimist.fastapi.PrecedenceRoute`).
     """
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    async def prepare(self, request: Request) -> Request:
         if self.body_field is None:
-            return handler
-
-        async def ordered(request: Request) -> Response:
-            async with missing_first(lambda: _exists(request)):
-                body = await read_json(request, limit=MAX_BODY, named=_NAMED, curl=True)
-                # FastAPI decodes only a body labelled JSON. In place: the request's error
-                # handlers read this scope (the 412's detail is bound to it).
-                scope = request.scope
-                raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
-                scope["headers"] = [*raw, (b"content-type", b"application/json")]
-                return await handler(Request(scope, _replay(body, request.receive)))
-
-        return ordered
+            return request
+        body = await read_json(request, limit=MAX_BODY, named=_NAMED, curl=True)
+        # FastAPI decodes only a body labelled JSON. In place: the request's error
+        # handlers read this scope (the 412's detail is bound to it).
+        scope = request.scope
+        raw = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
+        scope["headers"] = [*raw, (b"content-type", b"application/json")]
+        return Request(scope, _replay(body, request.receive))

@@ -16,8 +16,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse, Response
 
-from optimist.cursor import Cursor
-from optimist.errors import GuardFailed, MalformedToken, PreconditionRequired, ResourceNotFound
+from optimist.errors import GuardFailed
 from optimist.fastapi import problem_responses
 from optimist.problem import Problem
 from optimist.service import schema
@@ -30,9 +29,14 @@ from optimist.service.projects.bodies import (
     representation,
     sources,
 )
-from optimist.service.projects.requests import Conditional, ProjectKey, ProjectRoute
+from optimist.service.projects.requests import (
+    Conditional,
+    CurrentProject,
+    ProjectKey,
+    ProjectRoute,
+)
 from optimist.service.runtime import RuntimeDep
-from optimist.sqlalchemy import Record, create, delete, find, get, page, update
+from optimist.sqlalchemy import Record, create, delete, get, list_page, update
 from optimist.starlette import problem_response, set_etag
 
 __all__ = ["new_project_id", "router"]
@@ -91,24 +95,16 @@ async def list_projects(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     """One page of projects; ``next_cursor`` continues the same snapshot."""
-    after: int | None = None
-    watermark: int | None = None
-    snapshot_at = datetime.now(UTC)
-    if cursor is not None:
-        decoded = runtime.cursors.decode(cursor, query=_LIST_QUERY)
-        position = decoded.position
-        if len(position) != 1 or isinstance(position[0], bool) or not isinstance(position[0], int):
-            raise MalformedToken("cursor", cursor, "not a position in this listing")
-        after, watermark, snapshot_at = position[0], decoded.watermark, decoded.snapshot_at
-    found = await page(
-        runtime.engine, schema.projects, limit=limit, after=after, watermark=watermark
+    found = await list_page(
+        runtime.engine,
+        schema.projects,
+        runtime.cursors,
+        query=_LIST_QUERY,
+        limit=limit,
+        cursor=cursor,
     )
-    next_cursor = None
-    if found.next_position is not None:
-        following = Cursor((found.next_position,), found.watermark, snapshot_at)
-        next_cursor = runtime.cursors.encode(following, query=_LIST_QUERY)
     items = [representation(record) for record in found.records]
-    return JSONResponse({"result": {"items": items, "next_cursor": next_cursor}})
+    return JSONResponse({"result": {"items": items, "next_cursor": found.next_cursor}})
 
 
 @router.get(
@@ -128,6 +124,7 @@ async def read_project(
 
 @router.put(
     "/projects/{project_id}",
+    dependencies=[CurrentProject],
     response_model=ProjectEnvelope,
     responses=problem_responses(404, 412, 413, 415, 422),
     summary="Update the fields given (If-Match optional, compared strongly)",
@@ -168,6 +165,7 @@ async def update_project(
 
 @router.delete(
     "/projects/{project_id}",
+    dependencies=[CurrentProject],
     status_code=204,
     responses=problem_responses(404, 412, 428),
     summary="Delete a project (If-Match required)",
@@ -176,13 +174,7 @@ async def delete_project(
     project_id: ProjectKey, preconditions: Conditional, runtime: RuntimeDep
 ) -> Response:
     """Delete the project if If-Match names its current ETag."""
-    try:
-        condition = preconditions.write_condition()
-    except PreconditionRequired:
-        # RFC 9110 §13.2.1: a missing resource is a 404 before any precondition, so
-        # this refusal looks the project up (the only read before a DELETE).
-        if await find(runtime.engine, schema.projects, project_id) is None:
-            raise ResourceNotFound("project", project_id) from None
-        raise
+    # RFC 9110 §13.2.1: a missing If-Match on a missing project is its 404 (the route's lookup).
+    condition = preconditions.write_condition()
     await delete(runtime.engine, schema.projects, project_id, condition=condition)
     return Response(status_code=204)
