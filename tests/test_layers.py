@@ -31,6 +31,7 @@ INTEGRATIONS: dict[str, frozenset[str]] = {
     "fastapi": frozenset({"fastapi", "starlette", "pydantic", "anyio"}),
     "sqlalchemy": frozenset({"sqlalchemy", "aiosqlite", "asyncpg"}),
     "httpx": frozenset({"httpx", "anyio"}),
+    "cryptography": frozenset({"cryptography"}),
 }
 #: The integrations an integration builds on (through their public names).
 BUILDS_ON: dict[str, frozenset[str]] = {"fastapi": frozenset({"starlette"})}

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, NoReturn, TypeAlias, TypeGuard
 
 from optimist.errors import ExpiredToken, MalformedToken
-from optimist.tokens import JSON, TokenSigner
+from optimist.tokens import JSON, Tokens
 
 __all__ = ["Cursor", "CursorCodec", "Key"]
 
@@ -72,17 +72,18 @@ class Cursor:
 
 
 class CursorCodec:
-    """Encodes cursors as signed tokens bound to a query, and decodes them with every check.
+    """Encodes cursors as tokens bound to a query, and decodes them with every check.
 
-    ``max_age`` bounds the age of a cursor's snapshot (``None``: never expires); the
-    current time is the signer's clock.
+    ``signer`` makes the tokens: a :class:`~optimist.tokens.TokenSigner` (the client can
+    read the position and watermark) or a sealer that encrypts them
+    (``optimist.cryptography.TokenSealer``: the client reads nothing). ``max_age``
+    bounds the age of a cursor's snapshot (``None``: never expires); the current time is
+    the signer's clock.
     """
 
     __slots__ = ("max_age", "signer")
 
-    def __init__(
-        self, signer: TokenSigner, *, max_age: timedelta | None = timedelta(hours=1)
-    ) -> None:
+    def __init__(self, signer: Tokens, *, max_age: timedelta | None = timedelta(hours=1)) -> None:
         self.signer = signer
         self.max_age = max_age
 

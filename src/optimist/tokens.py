@@ -22,7 +22,11 @@ so it uses only ``A-Z a-z 0-9 - _ .`` and goes into a query string or a header a
   :class:`~optimist.errors.ForeignToken` (made for another audience), then
   :class:`~optimist.errors.ExpiredToken` (older than ``max_age``).
 
-Payloads are signed, not encrypted: put nothing secret in them.
+Payloads are signed, not encrypted: a client can read them. Where a client must learn
+nothing from a token (a pagination cursor's position and watermark), seal it instead:
+``optimist.cryptography.TokenSealer`` encrypts the same :class:`Claims` with AES-GCM and
+keeps every check above. Both satisfy :class:`Tokens`, which is all
+:class:`~optimist.cursor.CursorCodec` needs.
 """
 
 from __future__ import annotations
@@ -37,16 +41,21 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final, NoReturn, TypeAlias
+from typing import Final, NoReturn, Protocol, TypeAlias
 
 from optimist.errors import ExpiredToken, ForeignToken, MalformedToken, TamperedToken
 
 __all__ = [
     "JSON",
     "MAX_TOKEN_LENGTH",
+    "Claims",
     "JSONInput",
     "SignedPayload",
     "TokenSigner",
+    "Tokens",
+    "b64decode",
+    "b64encode",
+    "derive_keys",
     "utc_now",
 ]
 
@@ -84,11 +93,12 @@ class SignedPayload:
     issued_at: datetime
 
 
-def _b64encode(data: bytes) -> str:
+def b64encode(data: bytes) -> str:
+    """``data`` as unpadded base64url, the alphabet of every token."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _b64decode(segment: str) -> bytes | None:
+def b64decode(segment: str) -> bytes | None:
     """The bytes of a canonical unpadded base64url segment, or None."""
     if _SEGMENT.fullmatch(segment) is None:
         return None
@@ -97,119 +107,65 @@ def _b64decode(segment: str) -> bytes | None:
     except binascii.Error:
         return None
     # The decoder ignores stray low bits; one token must have one spelling.
-    return data if _b64encode(data) == segment else None
+    return data if b64encode(data) == segment else None
 
 
 def _audience_hash(audience: str) -> str:
     digest = hashlib.sha256(audience.encode("utf-8", "surrogatepass")).digest()
-    return _b64encode(digest[:_AUDIENCE_HASH_BYTES])
+    return b64encode(digest[:_AUDIENCE_HASH_BYTES])
 
 
 def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
-class TokenSigner:
-    """Makes and verifies tokens with HMAC-SHA256; the first key signs, all keys verify.
+def derive_keys(keys: Sequence[bytes | str], label: bytes) -> tuple[bytes, ...]:
+    """One 32-byte key per configured secret, derived for ``label`` (HMAC-SHA256).
 
-    ``clock`` returns the current time as an aware datetime; tests inject their own.
+    A deployment has one secret; each use of it (signing, sealing) gets a key of its own,
+    so that no key serves two algorithms. Refuses a lone secret (it would be read as a
+    sequence of one-character keys), an empty list and an empty secret.
     """
+    if isinstance(keys, str | bytes):
+        raise TypeError("keys must be a sequence of secrets, not one secret")
+    if not keys:
+        raise ValueError("at least one key is needed to make tokens")
+    derived: list[bytes] = []
+    for key in keys:
+        secret = key.encode("utf-8") if isinstance(key, str) else bytes(key)
+        if not secret:
+            raise ValueError("a key must not be empty")
+        derived.append(hmac.digest(secret, label, "sha256"))
+    return tuple(derived)
 
-    __slots__ = ("_keys", "clock")
 
-    def __init__(
-        self,
-        keys: Sequence[bytes | str],
-        *,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        if isinstance(keys, str | bytes):
-            # A lone secret would be read as a sequence of one-character keys.
-            raise TypeError("keys must be a sequence of secrets, not one secret")
-        if not keys:
-            raise ValueError("at least one key is needed to sign tokens")
-        derived: list[bytes] = []
-        for key in keys:
-            secret = key.encode("utf-8") if isinstance(key, str) else bytes(key)
-            if not secret:
-                raise ValueError("a signing key must not be empty")
-            derived.append(hmac.digest(secret, _KEY_LABEL, "sha256"))
-        self._keys: tuple[bytes, ...] = tuple(derived)
-        #: The clock that stamps and ages tokens (a callable returning an aware datetime).
-        self.clock: Callable[[], datetime] = clock
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What every token carries, signed or sealed: the hash of its audience, when it was
+    issued (Unix seconds) and the payload. :meth:`issue` writes them as one canonical
+    JSON text; :meth:`parse` reads that text back."""
 
-    def __repr__(self) -> str:
-        return f"<TokenSigner keys={len(self._keys)}>"
-
-    def now(self) -> datetime:
-        """The signer's clock, read once and checked to be aware."""
-        moment = self.clock()
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            raise ValueError("the clock of a TokenSigner must return an aware datetime")
-        return moment
-
-    def dumps(self, payload: Mapping[str, JSONInput], *, audience: str) -> str:
-        """A token carrying ``payload`` (a JSON object), bound to ``audience``, stamped now.
-
-        Raises :class:`TypeError` or :class:`ValueError` if the payload is not plain JSON
-        (NaN and infinities included) or the token would exceed :data:`MAX_TOKEN_LENGTH`.
-        """
-        issued = math.floor(self.now().timestamp())
-        body = {"a": _audience_hash(audience), "t": issued, "p": dict(payload)}
-        text = json.dumps(body, separators=(",", ":"), allow_nan=False)
-        segment = _b64encode(text.encode("ascii"))
-        token = f"{segment}.{self._sign(self._keys[0], segment)}"
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise ValueError(f"the token would be longer than {MAX_TOKEN_LENGTH} characters")
-        return token
-
-    def loads(
-        self,
-        token: str,
-        *,
-        audience: str,
-        max_age: timedelta | None = None,
-        field: str = "token",
-    ) -> SignedPayload:
-        """Verify ``token`` for ``audience`` and return what it carries.
-
-        ``field`` names the input in errors (``"cursor"``, ``"X-CSRF-Token"``).
-        """
-        segment, signature, issued, claimed, payload = self._parse(token, field)
-        if not any(hmac.compare_digest(self._sign(key, segment), signature) for key in self._keys):
-            raise TamperedToken(field, token, "the signature matches none of the keys")
-        # compare_digest takes str only when ASCII; the claim came from a signed JSON text.
-        if not hmac.compare_digest(
-            claimed.encode("utf-8", "surrogatepass"), _audience_hash(audience).encode("ascii")
-        ):
-            raise ForeignToken(field, token, "the token was issued for another purpose")
-        issued_at = datetime.fromtimestamp(issued, UTC)
-        if max_age is not None and self.now() - issued_at > max_age:
-            raise ExpiredToken(field, token, issued_at, max_age)
-        return SignedPayload(payload, issued_at)
+    audience: str
+    issued: int
+    payload: dict[str, JSON]
 
     @staticmethod
-    def _sign(key: bytes, segment: str) -> str:
-        return _b64encode(hmac.digest(key, segment.encode("ascii"), "sha256"))
+    def issue(payload: Mapping[str, JSONInput], *, audience: str, now: datetime) -> bytes:
+        """The canonical JSON text of the claims of a token for ``audience`` made at ``now``.
 
-    @staticmethod
-    def _parse(token: str, field: str) -> tuple[str, str, int, str, dict[str, JSON]]:
-        """The parts of a well-formed token, or MalformedToken; nothing is trusted yet."""
+        Raises TypeError or ValueError for a payload that is not plain JSON (NaN and
+        infinities included).
+        """
+        body = {"a": _audience_hash(audience), "t": math.floor(now.timestamp()), "p": payload}
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+    @classmethod
+    def parse(cls, data: bytes, *, field: str, token: str) -> Claims:
+        """The claims in ``data``, or MalformedToken; nothing is trusted yet."""
 
         def malformed(reason: str) -> NoReturn:
-            raise MalformedToken(field, shown, reason) from None
+            raise MalformedToken(field, token, reason) from None
 
-        shown = token if isinstance(token, str) else repr(token)
-        if not isinstance(token, str):
-            malformed("expected a string")
-        if len(token) > MAX_TOKEN_LENGTH:
-            malformed(f"longer than {MAX_TOKEN_LENGTH} characters")
-        segment, dot, signature = token.partition(".")
-        if not dot or len(signature) != _SIGNATURE_CHARS or _b64decode(signature) is None:
-            malformed("expected <payload>.<signature> in base64url")
-        data = _b64decode(segment)
-        if data is None:
-            malformed("the payload is not base64url")
         try:
             body = json.loads(data.decode("utf-8"), parse_constant=_no_constant)
         except RecursionError:
@@ -229,4 +185,132 @@ class TokenSigner:
             malformed("the issue time is not a time")
         if not isinstance(payload, dict):
             malformed("the payload is not a JSON object")
-        return segment, signature, issued, claimed, payload
+        return cls(claimed, issued, payload)
+
+    def verify(
+        self,
+        token: str,
+        *,
+        audience: str,
+        now: datetime,
+        max_age: timedelta | None,
+        field: str,
+    ) -> SignedPayload:
+        """The payload, once the token's authenticity is established: ForeignToken (made
+        for another audience), then ExpiredToken (older than ``max_age``)."""
+        # compare_digest takes str only when ASCII; the claim came from an authentic JSON text.
+        if not hmac.compare_digest(
+            self.audience.encode("utf-8", "surrogatepass"),
+            _audience_hash(audience).encode("ascii"),
+        ):
+            raise ForeignToken(field, token, "the token was issued for another purpose")
+        issued_at = datetime.fromtimestamp(self.issued, UTC)
+        if max_age is not None and now - issued_at > max_age:
+            raise ExpiredToken(field, token, issued_at, max_age)
+        return SignedPayload(self.payload, issued_at)
+
+
+class Tokens(Protocol):
+    """What makes and takes back tokens: :class:`TokenSigner`, or a sealer that encrypts."""
+
+    def now(self) -> datetime:
+        """The clock that stamps and ages tokens, aware."""
+        ...
+
+    def dumps(self, payload: Mapping[str, JSONInput], *, audience: str) -> str:
+        """A token carrying ``payload``, bound to ``audience``, stamped now."""
+        ...
+
+    def loads(
+        self,
+        token: str,
+        *,
+        audience: str,
+        max_age: timedelta | None = None,
+        field: str = "token",
+    ) -> SignedPayload:
+        """What ``token`` carries, once it is authentic, for ``audience`` and fresh."""
+        ...
+
+
+def checked_now(clock: Callable[[], datetime], owner: str) -> datetime:
+    """``clock()``, refused unless aware."""
+    moment = clock()
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"the clock of a {owner} must return an aware datetime")
+    return moment
+
+
+class TokenSigner:
+    """Makes and verifies tokens with HMAC-SHA256; the first key signs, all keys verify.
+
+    ``clock`` returns the current time as an aware datetime; tests inject their own.
+    """
+
+    __slots__ = ("_keys", "clock")
+
+    def __init__(
+        self,
+        keys: Sequence[bytes | str],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._keys: tuple[bytes, ...] = derive_keys(keys, _KEY_LABEL)
+        #: The clock that stamps and ages tokens (a callable returning an aware datetime).
+        self.clock: Callable[[], datetime] = clock
+
+    def __repr__(self) -> str:
+        return f"<TokenSigner keys={len(self._keys)}>"
+
+    def now(self) -> datetime:
+        """The signer's clock, read once and checked to be aware."""
+        return checked_now(self.clock, "TokenSigner")
+
+    def dumps(self, payload: Mapping[str, JSONInput], *, audience: str) -> str:
+        """A token carrying ``payload`` (a JSON object), bound to ``audience``, stamped now.
+
+        Raises :class:`TypeError` or :class:`ValueError` if the payload is not plain JSON
+        (NaN and infinities included) or the token would exceed :data:`MAX_TOKEN_LENGTH`.
+        """
+        segment = b64encode(Claims.issue(payload, audience=audience, now=self.now()))
+        token = f"{segment}.{self._sign(self._keys[0], segment)}"
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise ValueError(f"the token would be longer than {MAX_TOKEN_LENGTH} characters")
+        return token
+
+    def loads(
+        self,
+        token: str,
+        *,
+        audience: str,
+        max_age: timedelta | None = None,
+        field: str = "token",
+    ) -> SignedPayload:
+        """Verify ``token`` for ``audience`` and return what it carries.
+
+        ``field`` names the input in errors (``"cursor"``, ``"X-CSRF-Token"``).
+        """
+        segment, signature, claims = self._parse(token, field)
+        if not any(hmac.compare_digest(self._sign(key, segment), signature) for key in self._keys):
+            raise TamperedToken(field, token, "the signature matches none of the keys")
+        return claims.verify(token, audience=audience, now=self.now(), max_age=max_age, field=field)
+
+    @staticmethod
+    def _sign(key: bytes, segment: str) -> str:
+        return b64encode(hmac.digest(key, segment.encode("ascii"), "sha256"))
+
+    @staticmethod
+    def _parse(token: str, field: str) -> tuple[str, str, Claims]:
+        """The parts of a well-formed token, or MalformedToken; nothing is trusted yet."""
+        shown = token if isinstance(token, str) else repr(token)
+        if not isinstance(token, str):
+            raise MalformedToken(field, shown, "expected a string")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise MalformedToken(field, shown, f"longer than {MAX_TOKEN_LENGTH} characters")
+        segment, dot, signature = token.partition(".")
+        if not dot or len(signature) != _SIGNATURE_CHARS or b64decode(signature) is None:
+            raise MalformedToken(field, shown, "expected <payload>.<signature> in base64url")
+        data = b64decode(segment)
+        if data is None:
+            raise MalformedToken(field, shown, "the payload is not base64url")
+        return segment, signature, Claims.parse(data, field=field, token=shown)
