@@ -5,6 +5,10 @@ bench/suite.py). Raw figures go to bench/results/<suite>.json; docs/benchmarks.m
 and docs/benchmarks.png are rendered from every result file present, so suites can be
 rerun one at a time (``python -m bench micro``) and the report alone redrawn
 (``python -m bench --render``). Durations and the grid are options; see ``--help``.
+
+``--baseline REV --output DIR`` serves each optimist subject selected a second time as
+commit REV wrote it (bench/baseline.py), in the same rounds, and writes the result files
+and the report (with a section that divides each server's figures by its twin's) to DIR.
 """
 
 from __future__ import annotations
@@ -18,9 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import chart, micro, report
+from bench import baseline, chart, micro, report
 from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS
-from bench.subjects import SUBJECTS
+from bench.subjects import SUBJECTS, UNDER_TEST
 from bench.suite import BACKENDS, Settings, load_average, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,14 +39,15 @@ def _machine() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {platform.machine()}"
 
 
-def _write(name: str, data: dict[str, Any]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+def _write(results: Path, name: str, data: dict[str, Any]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
-def _run_micro() -> None:
+def _run_micro(results: Path) -> None:
     figures = micro.run()
     _write(
+        results,
         "micro",
         {
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -76,27 +81,43 @@ def _render_micro(data: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def render() -> None:
-    """Rewrite docs/benchmarks.md (and its chart) from the result files."""
+def _shown(directory: Path) -> str:
+    """``directory`` as the report names it: from the checkout's root where it is inside."""
+    resolved = directory.resolve()
+    return str(resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else resolved)
+
+
+def render(output: Path | None = None) -> Path:
+    """Rewrite docs/benchmarks.md (and its chart) from the result files; the report's path.
+
+    ``output``: read the result files from there and write the report and its chart
+    there (as benchmarks.md and benchmarks.png), without bench/notes.md.
+    """
+    results, report_file, chart_file = (
+        (RESULTS, REPORT, CHART)
+        if output is None
+        else (output, output / "benchmarks.md", output / "benchmarks.png")
+    )
     lines = [
         "# Benchmarks",
         "",
-        "Written by `python3 dev.py bench`; the raw figures are in `bench/results/`. "
+        f"Written by `python3 dev.py bench`; the raw figures are in `{_shown(results)}/`. "
         "Every figure that matters is a ratio against a baseline measured in the same run.",
         "",
     ]
-    http_file = RESULTS / "http.json"
+    http_file = results / "http.json"
     if http_file.exists():
         data = json.loads(http_file.read_text())
-        drawn = chart.draw(data, CHART)
-        lines += report.render_http(data, CHART.name if drawn else None)
-    micro_file = RESULTS / "micro.json"
+        drawn = chart.draw(data, chart_file)
+        lines += report.render_http(data, chart_file.name if drawn else None)
+    micro_file = results / "micro.json"
     if micro_file.exists():
         lines += _render_micro(json.loads(micro_file.read_text()))
-    if NOTES.exists():
+    if output is None and NOTES.exists():
         lines += [NOTES.read_text().rstrip(), ""]
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text("\n".join(lines))
+    report_file.parent.mkdir(parents=True, exist_ok=True)
+    report_file.write_text("\n".join(lines))
+    return report_file
 
 
 def _names(text: str) -> list[str]:
@@ -140,6 +161,20 @@ def _parser() -> argparse.ArgumentParser:
         "the CPUs, e.g. 0.2 (default: measure and record it, never wait)",
     )
     add("--quiet-wait", type=float, default=defaults.quiet_wait, help="at most (%(default)s s)")
+    add(
+        "--baseline",
+        metavar="REV",
+        help="also serve each optimist subject selected as commit REV wrote it (its app "
+        "module and src/optimist, from a tree kept in bench/.baseline/), in the same rounds; "
+        "needs --output",
+    )
+    add(
+        "--output",
+        metavar="DIR",
+        type=Path,
+        help="read and write the result files and the report (benchmarks.md) in DIR "
+        "(default: bench/results/ and docs/)",
+    )
     return parser
 
 
@@ -150,14 +185,25 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown suites: {', '.join(sorted(unknown))}")
     if arguments.render:
-        render()
-        print(REPORT.read_text())
+        print(render(arguments.output).read_text())
         return
     suites = arguments.suites or list(SUITES)
     if arguments.depth >= arguments.rows:
         parser.error("--depth must be below --rows")
     if arguments.rounds < 1:
         parser.error("--rounds must be at least 1")
+    subjects = _names(arguments.subjects)
+    compared = None
+    if arguments.baseline is not None:
+        if arguments.output is None:
+            parser.error("--baseline needs --output: its run is not the committed one")
+        if not set(UNDER_TEST) & set(subjects):
+            parser.error(f"--baseline compares {' or '.join(UNDER_TEST)}: select one")
+        try:
+            compared = baseline.checkout(arguments.baseline)
+        except baseline.BaselineFailed as failure:
+            parser.error(str(failure))
+    results = RESULTS if arguments.output is None else arguments.output
     if "http" in suites:
         settings = Settings(
             seconds=arguments.seconds,
@@ -168,7 +214,7 @@ def main() -> None:
             depth=arguments.depth,
             backends=_names(arguments.backends),
             workers=[int(n) for n in _names(arguments.workers)],
-            subjects=_names(arguments.subjects),
+            subjects=subjects,
             scenarios=_names(arguments.scenarios),
             contention_clients=arguments.contention_clients,
             contention_seconds=arguments.contention_seconds,
@@ -176,12 +222,12 @@ def main() -> None:
             race_increments=arguments.race_increments,
             quiet=arguments.quiet,
             quiet_wait=arguments.quiet_wait,
+            baseline=compared,
         )
-        _write("http", asyncio.run(run(settings)))
+        _write(results, "http", asyncio.run(run(settings)))
     if "micro" in suites:
-        _run_micro()
-    render()
-    print(REPORT.read_text())
+        _run_micro(results)
+    print(render(arguments.output).read_text())
 
 
 if __name__ == "__main__":

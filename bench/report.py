@@ -6,6 +6,8 @@ ratios, per backend and worker count. A cell measured in several rounds counts a
 median of its measurements; a target's ratio divides two medians, and each round's own
 ratio (of that round's two measurements) says whether the verdict holds round by round.
 Result files from before rounds hold one measurement per cell, counted as round 1.
+A run with a baseline commit (``--baseline``) adds a section that divides each optimist
+server's medians by its twin's, the servers of that commit measured in the same rounds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS, SCENARIOS
-from bench.subjects import SUBJECTS, UNDER_TEST
+from bench.subjects import SUBJECTS, UNDER_TEST, current
 
 __all__ = ["Target", "configurations", "measurements", "rate", "render_http", "targets"]
 
@@ -53,6 +55,13 @@ def configurations(data: Figures) -> list[tuple[str, int]]:
         if where not in seen:
             seen.append(where)
     return seen
+
+
+def _label(name: str) -> str:
+    """What the report calls a subject; a baseline twin: its server's label @ its commit."""
+    server = current(name)
+    label = _LABELS.get(server, server)
+    return label if server == name else f"{label} @ {name[len(server) + 1 :]}"
 
 
 def _where(backend: str, workers: int) -> str:
@@ -220,7 +229,7 @@ def _lost_rows(data: Figures) -> list[list[str]]:
             [
                 f"0 lost updates ({race['clients']} × {race['increments']} increments)",
                 _where(race["backend"], race["workers"]),
-                _LABELS[race["subject"]],
+                _label(race["subject"]),
                 f"{'–' if lost is None else lost} lost of {race['acknowledged']} acknowledged",
                 "–",
                 verdict,
@@ -293,8 +302,8 @@ def _throughput(data: Figures) -> list[str]:
     baselines = [subject for subject in subjects if subject != "optimist"]
     for backend, workers in configurations(data):
         lines += [f"### {_where(backend, workers)}", ""]
-        header = ["scenario", *(_LABELS[s] for s in subjects)]
-        header += [f"optimist ÷ {_LABELS[s]}" for s in baselines]
+        header = ["scenario", *(_label(s) for s in subjects)]
+        header += [f"optimist ÷ {_label(s)}" for s in baselines]
         rows = []
         for scenario in (*ITEM_SCENARIOS, *PAGE_SCENARIOS):
             found = {s: measurements(data, backend, workers, s, scenario) for s in subjects}
@@ -306,6 +315,69 @@ def _throughput(data: Figures) -> list[str]:
             rows.append(row)
         lines += [*_table(header, rows, ["---", *["---:"] * (len(header) - 1)]), ""]
     return lines
+
+
+def _twins(data: Figures) -> list[tuple[str, str]]:
+    """The (server, its baseline twin) pairs measured, in the order of the report."""
+    present = {figure["subject"] for figure in data["measurements"]}
+    return [
+        (server, twin)
+        for server in _subjects_in(data)
+        for twin in sorted(present)
+        if twin != server and current(twin) == server
+    ]
+
+
+def _against_baseline(data: Figures) -> list[str]:
+    """Each optimist server's medians divided by its twin's, from the baseline commit."""
+    compared = data.get("baseline")
+    pairs = _twins(data)
+    if not compared or not pairs:
+        return []
+    rev = compared["rev"]
+    rows = []
+    for backend, workers in configurations(data):
+        for server, twin in pairs:
+            for scenario in (*ITEM_SCENARIOS, *PAGE_SCENARIOS):
+                now = measurements(data, backend, workers, server, scenario)
+                then = measurements(data, backend, workers, twin, scenario)
+                if not now and not then:
+                    continue
+                ratio, per_round = _compare(
+                    data, backend, workers, (server, scenario), (twin, scenario)
+                )
+                rows.append(
+                    [
+                        _where(backend, workers),
+                        _label(server),
+                        SCENARIOS[scenario],
+                        _cell(now),
+                        _cell(then),
+                        _spread(ratio, per_round),
+                    ]
+                )
+    header = ["configuration", "server", "scenario", "current", rev, f"current ÷ {rev}"]
+    return [
+        f"## Against commit {rev}",
+        "",
+        f"Each optimist server also ran as commit `{rev}` (`{compared['commit']}`) wrote it: "
+        "that commit's app module and `src/optimist`, served and measured by this harness "
+        "in the same rounds as the current code. Responses per second; each cell is the "
+        "median of its measurements with, in brackets, the largest divided by the smallest. "
+        f"*current ÷ {rev}* divides the medians (above 1: the current code is faster), "
+        "with, in brackets, the lowest and the highest of the same ratio round by round.",
+        "",
+        *_table(header, rows, ["---", "---", "---", "---:", "---:", "---:"]),
+        "",
+    ]
+
+
+def _spread(ratio: float | None, per_round: Sequence[float | None]) -> str:
+    """A ratio of medians and, from two rounds on, the range of the rounds' own ratios."""
+    rounds = [value for value in per_round if value is not None]
+    if len(rounds) < 2 or ratio is None:
+        return _times(ratio)
+    return f"{_times(ratio)} ({min(rounds):.2f}–{max(rounds):.2f}×)"
 
 
 def _contention(data: Figures) -> list[str]:
@@ -325,7 +397,7 @@ def _contention(data: Figures) -> list[str]:
     rows = [
         [
             _where(entry["backend"], entry["workers"]),
-            _LABELS[entry["subject"]],
+            _label(entry["subject"]),
             _number(entry["per_second"], 1),
             _number(entry["retries_per_success"], 2),
             _number(entry["jain"], 3),
@@ -357,7 +429,7 @@ def _races(data: Figures) -> list[str]:
     rows = [
         [
             _where(race["backend"], race["workers"]),
-            _LABELS[race["subject"]],
+            _label(race["subject"]),
             str(race["acknowledged"]),
             str(race["final_delta"]),
             f"**{race['lost']}**" if race["lost"] else "0",
@@ -404,7 +476,7 @@ def _targets(data: Figures) -> list[str]:
         [
             target.name,
             target.where,
-            _LABELS[target.subject],
+            _label(target.subject),
             measured(target),
             shown(target, target.reference),
             verdict(target),
@@ -443,8 +515,7 @@ def _skipped(data: Figures) -> list[str]:
             str(entry[key]) for key in ("backend", "workers", "scenario") if key in entry
         )
         lines.append(
-            f"- {_LABELS.get(entry['subject'], entry['subject'])} ({where}): "
-            f"{entry['reason'].splitlines()[0][:300]}"
+            f"- {_label(entry['subject'])} ({where}): {entry['reason'].splitlines()[0][:300]}"
         )
     return [*lines, ""]
 
@@ -458,7 +529,7 @@ def _quiet(data: Figures) -> str:
     def sampled(entry: Mapping[str, Any]) -> str:
         where = _where(entry["backend"], entry["workers"])
         if "subject" in entry:
-            return f"{where}, {_LABELS[entry['subject']]}"
+            return f"{where}, {_label(entry['subject'])}"
         return f"{where}, round {entry['round']}"
 
     samples = [entry["others_busy"] for entry in entries]
@@ -480,7 +551,7 @@ def _groups(data: Figures) -> str:
         return ""
     where = "; ".join(
         f"{_where(entry['backend'], entry['workers'])}: "
-        + ", then ".join(" and ".join(_LABELS[name] for name in group) for group in entry["groups"])
+        + ", then ".join(" and ".join(_label(name) for name in group) for group in entry["groups"])
         for entry in split
     )
     return (
@@ -553,6 +624,7 @@ def render_http(data: Figures, chart: str | None) -> list[str]:
     ]
     if chart:
         lines += [f"![throughput per scenario]({chart})", ""]
+    lines += _against_baseline(data)
     lines += _targets(data)
     lines += _throughput(data)
     lines += _contention(data)

@@ -23,7 +23,7 @@ import httpx
 
 from bench.subjects import Subject
 
-__all__ = ["HOST", "Running", "ServerFailed", "fast_stack", "serving"]
+__all__ = ["HOST", "Running", "ServerFailed", "environment", "fast_stack", "serving"]
 
 HOST: Final = "127.0.0.1"
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -79,21 +79,22 @@ def _command(subject: Subject, port: int, workers: int) -> list[str]:
     return command
 
 
+def environment(subject: Subject, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``subject``'s server runs in: this one, ``subject.env`` and ``env``,
+    the import path led by ``subject.path``, then this checkout."""
+    path = [*map(str, subject.path), str(ROOT), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, **subject.env, **env, "PYTHONPATH": os.pathsep.join(path)}
+
+
 @contextmanager
 def serving(subject: Subject, env: Mapping[str, str], workers: int, log: Path) -> Iterator[Running]:
     """Serve ``subject`` with ``workers`` processes until the block ends."""
     port = _free_port()
-    environment = {
-        **os.environ,
-        **subject.env,
-        **env,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
     with log.open("wb") as sink:
         process = subprocess.Popen(
             _command(subject, port, workers),
             cwd=subject.cwd or ROOT,
-            env=environment,
+            env=environment(subject, env),
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,

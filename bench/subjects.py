@@ -29,6 +29,8 @@ __all__ = [
     "SUBJECTS",
     "UNDER_TEST",
     "Subject",
+    "current",
+    "twin",
 ]
 
 #: The key that signs the optimist apps' cursors; the harness makes deep cursors with it.
@@ -46,7 +48,9 @@ class Subject:
     watermark)`` is the path of the list page after position ``after`` (None: no list),
     and ``list_members`` lead to a page's items. ``connections`` is the most PostgreSQL
     connections one of its worker processes opens (its pool's size and overflow), which
-    an idle server keeps open while the others are measured.
+    an idle server keeps open while the others are measured. ``path`` goes ahead of this
+    checkout on the server's import path, and ``cwd`` is where it runs (None: this
+    checkout).
     """
 
     name: str
@@ -64,6 +68,7 @@ class Subject:
     python: str = sys.executable
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    path: tuple[Path, ...] = ()
 
     def item(self, key: int) -> str:
         """The path of item ``key``."""
@@ -154,6 +159,28 @@ KINTO: Final = Subject(
     ready_path="/v1/",
     connections=10,  # one per thread of uvicorn's WSGI pool
 )
+
+
+def twin(subject: Subject, rev: str, checkout: Path) -> Subject:
+    """``subject`` as commit ``rev`` wrote it, from that commit's tree in ``checkout``.
+
+    Named ``<name>@<rev>``, it serves the commit's own app module and ``src`` package:
+    both directories come before this checkout on its import path, and it runs in
+    ``checkout`` (uvicorn puts its working directory first on the path).
+    """
+    return replace(
+        subject,
+        name=f"{subject.name}@{rev}",
+        label=f"{subject.label} @ {rev}",
+        path=(checkout / "src", checkout),
+        cwd=checkout,
+    )
+
+
+def current(name: str) -> str:
+    """The subject whose twin ``name`` is (a subject that is no twin: its own name)."""
+    return name.partition("@")[0]
+
 
 #: Every subject, in the order of the report.
 SUBJECTS: Final = (OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, KINTO)

@@ -17,6 +17,10 @@ would not fit in that less :data:`HEADROOM`, they run in groups that do (see
 :func:`groups`): each group is started, warmed up, measured and stopped in its turn of
 every round, the order of the groups rotated as well, and races in its turn of the
 last round.
+
+With a baseline (``--baseline REV``, :mod:`bench.baseline`), each optimist server
+selected has a twin that serves that commit's code, measured in the same rounds and, in
+groups, kept in its server's group where the budget allows.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from bench import kinto
+from bench.baseline import Baseline, BaselineFailed, imports
 from bench.database import (
     CONTENTION_ROW,
     RACE_ROW,
@@ -55,7 +60,7 @@ from bench.scenarios import (
     warm_up,
 )
 from bench.servers import Running, ServerFailed, fast_stack, serving
-from bench.subjects import SECRET, SUBJECTS, UNDER_TEST, Subject
+from bench.subjects import SECRET, SUBJECTS, UNDER_TEST, Subject, current, twin
 
 __all__ = [
     "BACKENDS",
@@ -65,6 +70,7 @@ __all__ = [
     "groups",
     "rotation",
     "run",
+    "selected",
 ]
 
 BACKENDS: Final = ("sqlite", "postgresql")
@@ -73,7 +79,7 @@ _KINTO_DATABASE: Final = "optimist_bench_kinto"
 #: PostgreSQL connections left to the server's other users and to the harness itself
 #: (other people's test runs were seen holding up to 32 at once).
 HEADROOM: Final = 40
-#: The width of a server's name in the log's columns.
+#: The width of a server's name in the log's columns (a baseline twin's adds "@rev").
 _NAME: Final = max(len(subject.name) for subject in SUBJECTS)
 _T = TypeVar("_T")
 
@@ -100,6 +106,8 @@ class Settings:
     #: CPUs (None: never wait), for at most quiet_wait seconds.
     quiet: float | None = None
     quiet_wait: float = 300.0
+    #: The commit whose optimist servers run beside the selected ones (None: none).
+    baseline: Baseline | None = None
     workdir: Path = field(default=Path(__file__).resolve().parent / ".work")
 
 
@@ -146,6 +154,11 @@ def _wait_for_quiet(settings: Settings) -> float | None:
     return busy
 
 
+def _width(settings: Settings) -> int:
+    """The width of a server's name in the log's columns."""
+    return _NAME + (len(settings.baseline.rev) + 1 if settings.baseline else 0)
+
+
 def _log(message: str) -> None:
     print(message, flush=True)
 
@@ -180,12 +193,23 @@ def _serves(subject: Subject, scenario: str) -> bool:
     return scenario not in PAGE_SCENARIOS or subject.deep_page is not None
 
 
+def selected(settings: Settings) -> list[Subject]:
+    """The subjects ``settings`` selects, in the order of the report, each optimist server
+    followed by its twin of the baseline commit, if there is one."""
+    chosen: list[Subject] = []
+    for subject in SUBJECTS:
+        if subject.name not in settings.subjects:
+            continue
+        chosen.append(subject)
+        if settings.baseline is not None and subject.name in UNDER_TEST:
+            chosen.append(twin(subject, settings.baseline.rev, settings.baseline.tree))
+    return chosen
+
+
 def _present(settings: Settings, backend: str) -> list[Subject]:
     """The selected subjects that run on ``backend``."""
     return [
-        subject
-        for subject in SUBJECTS
-        if subject.name in settings.subjects and (subject.name != "kinto" or backend != "sqlite")
+        subject for subject in selected(settings) if subject.name != "kinto" or backend != "sqlite"
     ]
 
 
@@ -237,12 +261,15 @@ def _splits(
     yield from place(0)
 
 
-def _together(group: Sequence[Subject]) -> int:
-    """The pairs of servers in ``group`` the report compares: one of the two under test."""
-    return sum(
-        first.name in UNDER_TEST or second.name in UNDER_TEST
-        for first, second in itertools.combinations(group, 2)
+def _together(group: Sequence[Subject]) -> tuple[int, int]:
+    """The pairs of servers in ``group`` the report compares: a server and its baseline
+    twin, then one of the two under test and another server."""
+    pairs = list(itertools.combinations(group, 2))
+    twins = sum(current(first.name) == current(second.name) for first, second in pairs)
+    under_test = sum(
+        first.name in UNDER_TEST or second.name in UNDER_TEST for first, second in pairs
     )
+    return twins, under_test
 
 
 def groups(subjects: Sequence[Subject], workers: int, budget: int | None) -> list[list[Subject]]:
@@ -250,17 +277,20 @@ def groups(subjects: Sequence[Subject], workers: int, budget: int | None) -> lis
 
     None: no limit, one group. Otherwise the fewest groups (a subject that needs more
     than the budget by itself runs alone); of those, the split that keeps the most
-    pairs of a subject under test (:data:`~bench.subjects.UNDER_TEST`) and another
-    server in one group, so that the fewest of the report's ratios divide measurements
-    taken apart; of those, the first in the given order, each subject in the earliest
-    group it fits. Every split is tried: there are a handful of servers.
+    servers with their baseline twins, then the most pairs of a subject under test
+    (:data:`~bench.subjects.UNDER_TEST`) and another server in one group, so that the
+    fewest of the report's ratios divide measurements taken apart; of those, the first
+    in the given order, each subject in the earliest group it fits. Every split is
+    tried: there are a handful of servers.
     """
     if budget is None:
         return [list(subjects)]
-    return min(
-        _splits(subjects, workers, budget),
-        key=lambda packed: (len(packed), -sum(_together(group) for group in packed)),
-    )
+
+    def kept_apart(packed: list[list[Subject]]) -> tuple[int, int, int]:
+        together = [_together(group) for group in packed]
+        return len(packed), -sum(t for t, _ in together), -sum(u for _, u in together)
+
+    return min(_splits(subjects, workers, budget), key=kept_apart)
 
 
 def expected_seconds(settings: Settings, budget: int | None = None) -> float:
@@ -359,8 +389,9 @@ async def _round(
                 }
             )
             refusals = f", {load.precondition_failed} × 412" if load.precondition_failed else ""
+            name = f"{subject.name:{_width(record.settings)}}"
             _log(
-                f"  {subject.name:{_NAME}} {scenario:15} {load.per_second:9.0f}/s  "
+                f"  {name} {scenario:15} {load.per_second:9.0f}/s  "
                 f"p50 {load.latency_p50_ms:6.1f} ms  p99 {load.latency_p99_ms:6.1f} ms  "
                 f"errors {load.errors}{refusals}"
             )
@@ -371,6 +402,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
     settings = record.settings
     subject = running.subject
     where = {**where, "subject": subject.name}
+    name = f"{subject.name:{_width(settings)}}"
     if subject.request_envelope is None and settings.contention_seconds > 0:
         fought = await contention(
             running,
@@ -380,7 +412,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.contention.append({**where, **fought.as_dict()})
         _log(
-            f"  {subject.name:{_NAME}} contention      {fought.per_second:9.0f}/s  "
+            f"  {name} contention      {fought.per_second:9.0f}/s  "
             f"{fought.retries_per_success:.2f} retries/success  Jain {fought.jain:.3f}  "
             f"min {min(fought.successes)} max {max(fought.successes)}  lost {fought.lost}"
         )
@@ -390,7 +422,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.races.append({**where, **race.as_dict()})
         _log(
-            f"  {subject.name:{_NAME}} race            acknowledged {race.acknowledged}, "
+            f"  {name} race            acknowledged {race.acknowledged}, "
             f"final +{race.final_delta}, lost {race.lost}, retries {race.retries}, "
             f"unexpected {race.unexpected or 'none'}"
         )
@@ -463,7 +495,7 @@ async def _backend(record: _Recorder, backend: str, stack: AsyncExitStack) -> No
     started = time.monotonic()
     await fill(url, settings.rows)
     _log(f"{backend}: filled in {time.monotonic() - started:.1f} s")
-    subjects: list[Subject] = [s for s in SUBJECTS if s.name in settings.subjects]
+    subjects = selected(settings)
     kinto_subject = await _kinto(record, backend, stack, subjects)
     present = [subject for subject in subjects if subject.name != "kinto"]
     if kinto_subject is not None:
@@ -506,6 +538,24 @@ def _versions() -> dict[str, str]:
     return versions
 
 
+def _check_baseline(settings: Settings) -> dict[str, Any] | None:
+    """The baseline commit and the files its twins import (None: no baseline).
+
+    Stops the run if a twin would import anything but the commit's own app and package.
+    """
+    if settings.baseline is None:
+        return None
+    found = {}
+    for subject in selected(settings):
+        if current(subject.name) != subject.name:
+            try:
+                found[subject.name] = imports(subject)
+            except BaselineFailed as failure:
+                raise SystemExit(str(failure)) from None
+            _log(f"{subject.name} imports {found[subject.name]}")
+    return {"rev": settings.baseline.rev, "commit": settings.baseline.commit, "imports": found}
+
+
 async def run(settings: Settings) -> dict[str, Any]:
     """Run the suite; returns the raw figures (what bench/results/http.json holds)."""
     try:
@@ -513,6 +563,7 @@ async def run(settings: Settings) -> dict[str, Any]:
     except LoadUnavailable as missing:
         raise SystemExit(str(missing)) from None
     settings.workdir.mkdir(parents=True, exist_ok=True)
+    baseline = _check_baseline(settings)
     record = _Recorder(settings)
     started_at = datetime.now(UTC)
     load_before = load_average()
@@ -538,8 +589,9 @@ async def run(settings: Settings) -> dict[str, Any]:
         "settings": {
             key: (list(value) if isinstance(value, tuple | list) else value)
             for key, value in asdict(settings).items()
-            if key != "workdir"
+            if key not in {"workdir", "baseline"}
         },
+        **({"baseline": baseline} if baseline else {}),
         "measurements": record.measurements,
         "contention": record.contention,
         "races": record.races,

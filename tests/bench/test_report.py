@@ -175,3 +175,32 @@ def test_lost_updates_are_a_target_of_optimist_on_starlette() -> None:
     ]
     row = "| SQLite, 1 worker | optimist on Starlette | 0 lost of 240 acknowledged | – | met |"
     assert row in "\n".join(render_http(data, None))
+
+
+def test_a_baseline_run_divides_each_server_by_its_twin() -> None:
+    """A row per server and scenario: both cells with their spread, and current ÷ baseline."""
+    data = _data(
+        {
+            ("optimist", "get"): [200.0, 300.0, 100.0],
+            ("optimist@f7b63ba", "get"): [100.0, 100.0, 200.0],
+        }
+    )
+    data["baseline"] = {"rev": "f7b63ba", "commit": "f7b63ba0", "imports": {}}
+    page = "\n".join(render_http(data, None))
+    assert "| configuration | server | scenario | current | f7b63ba | current ÷ f7b63ba |" in page
+    row = "| SQLite, 1 worker | optimist | GET one item (200) | 200 (3.00) | 100 (2.00) |"
+    assert f"{row} 2.00× (0.50–3.00×) |" in page
+
+
+def test_a_twin_is_neither_a_column_nor_judged() -> None:
+    """The baseline's servers stay out of the throughput table and the targets."""
+    data = _data({("optimist", "get"): [100.0], ("optimist@f7b63ba", "get"): [50.0]})
+    data["baseline"] = {"rev": "f7b63ba", "commit": "f7b63ba0", "imports": {}}
+    assert "| scenario | optimist |\n" in "\n".join(render_http(data, None))
+    assert {target.subject for target in targets(data)} == {"optimist"}
+
+
+def test_a_run_without_a_baseline_has_no_such_section() -> None:
+    """No baseline in the figures: the report is as before."""
+    data = _data({("optimist", "get"): [100.0]})
+    assert "## Against commit" not in "\n".join(render_http(data, None))

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 # bench/ is not installed: it is found beside tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.subjects import KINTO, OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, SUBJECTS
-from bench.suite import HEADROOM, Settings, expected_seconds, groups, rotation
+from bench.baseline import Baseline
+from bench.servers import ROOT, environment
+from bench.subjects import KINTO, OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, SUBJECTS, twin
+from bench.suite import HEADROOM, Settings, expected_seconds, groups, rotation, selected
 
 #: The connections the servers may hold on a PostgreSQL server of 100 (the default).
 _BUDGET = 100 - HEADROOM
+_BASELINE = Baseline("f7b63ba", "f7b63ba" + "0" * 33, Path("/cache/f7b63ba"))
 
 
 def test_every_server_leads_one_round_of_as_many() -> None:
@@ -83,3 +87,46 @@ def test_groups_keep_the_most_compared_pairs_together() -> None:
 def test_a_server_over_the_budget_by_itself_runs_alone() -> None:
     """A pool larger than the budget is a group of its own, not a failure."""
     assert groups([OPTIMIST, RAW], 2, 30) == [[OPTIMIST], [RAW]]
+
+
+def test_without_a_baseline_the_selected_subjects_run_alone() -> None:
+    """No --baseline: the subjects named, in the order of the report, and no others."""
+    settings = Settings(subjects=["raw", "optimist"])
+    assert selected(settings) == [OPTIMIST, RAW]
+
+
+def test_a_baseline_adds_a_twin_after_each_optimist_server() -> None:
+    """Each optimist server selected is followed by its twin of the commit; others have none."""
+    settings = Settings(subjects=["raw", "optimist-starlette", "optimist"], baseline=_BASELINE)
+    assert [subject.name for subject in selected(settings)] == [
+        "optimist",
+        "optimist@f7b63ba",
+        "optimist-starlette",
+        "optimist-starlette@f7b63ba",
+        "raw",
+    ]
+
+
+def test_a_twin_serves_the_commits_app_and_package_first() -> None:
+    """The twin runs in the commit's tree, its src and root ahead of this checkout's."""
+    tree = _BASELINE.tree
+    served = twin(OPTIMIST_STARLETTE, "f7b63ba", tree)
+    assert (served.label, served.target, served.cwd) == (
+        "optimist on Starlette @ f7b63ba",
+        OPTIMIST_STARLETTE.target,
+        tree,
+    )
+    path = environment(served, {"BENCH_SECRET": "s"})["PYTHONPATH"].split(os.pathsep)
+    assert path[:3] == [str(tree / "src"), str(tree), str(ROOT)]
+
+
+def test_a_server_without_a_twin_keeps_this_checkout_first() -> None:
+    """The subjects of today: this checkout leads the import path, as before."""
+    assert environment(OPTIMIST, {})["PYTHONPATH"].split(os.pathsep)[0] == str(ROOT)
+
+
+def test_groups_keep_each_optimist_server_with_its_twin() -> None:
+    """Four pools of 20 on a budget of 60: each server and its twin share a group."""
+    servers = selected(Settings(subjects=["optimist", "optimist-starlette"], baseline=_BASELINE))
+    first, first_twin, second, second_twin = servers
+    assert groups(servers, 1, _BUDGET) == [[first, first_twin], [second, second_twin]]
