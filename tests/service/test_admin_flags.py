@@ -135,10 +135,11 @@ async def test_patch_null_empties_the_description(service: Service) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["", "has space", "a/b", "k" * 101, "ünïcode", "semi;colon"], ids=repr
+    "key", ["", "has space", "a/b", "k" * 101, "ünïcode", "semi;colon", ".", ".."], ids=repr
 )
 async def test_invalid_key_is_422(service: Service, key: str) -> None:
-    """A key is 1 to 100 of A-Z a-z 0-9 . _ ~ -, so it is its own URL path segment."""
+    """A key is 1 to 100 of A-Z a-z 0-9 . _ ~ -, so it is its own URL path segment, and
+    not . or .., which clients remove from a path (RFC 3986 §5.2.4)."""
     response = await create(service, {"key": key})
     assert problem(response, 422)["invalid_params"][0]["name"] == "body.key"
 

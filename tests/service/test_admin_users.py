@@ -64,6 +64,23 @@ async def test_duplicate_email_in_tenant_is_409(service: Service) -> None:
     assert len(listed.json()["data"]) == 1
 
 
+@pytest.mark.parametrize(
+    "email", ["USER@example.com", "User@Example.COM"], ids=["upper-case", "mixed-case"]
+)
+async def test_email_in_another_case_is_the_same_email(service: Service, email: str) -> None:
+    """Uniqueness ignores case: USER@example.com beside user@example.com is a 409."""
+    response = await create(service, {**NEW, "email": email})
+    assert "user@example.com" in problem(response, 409)["detail"]
+    listed = await service.client.get("/admin/users", headers=identity())
+    assert [user["email"] for user in listed.json()["data"]] == ["user@example.com"]
+
+
+async def test_email_keeps_the_case_it_was_given(service: Service) -> None:
+    """The address is stored and shown as sent; only uniqueness ignores its case."""
+    response = await create(service, {**NEW, "email": "New.User@Example.com"})
+    assert response.json()["email"] == "New.User@Example.com"
+
+
 async def test_same_email_in_another_tenant_is_fine(service: Service) -> None:
     """Emails are unique per tenant: tenant 2 may have user@example.com too."""
     response = await create(service, {**NEW, "email": "user@example.com"}, tenant="2")
@@ -176,6 +193,24 @@ async def test_patch_to_a_taken_email_is_409(service: Service) -> None:
     response = await service.client.patch(USER, headers=headers, json={"email": NEW["email"]})
     problem(response, 409)
     assert await current(service) == before
+
+
+async def test_patch_to_a_taken_email_in_another_case_is_409(service: Service) -> None:
+    """Changing the email to another user's, in other letters' case, is a 409 too."""
+    await create(service, NEW)
+    before = await current(service)
+    headers = await writer(service.client)
+    response = await service.client.patch(USER, headers=headers, json={"email": "NEW@example.com"})
+    problem(response, 409)
+    assert await current(service) == before
+
+
+async def test_own_email_in_another_case_is_no_conflict(service: Service) -> None:
+    """A user may change the case of its own address."""
+    headers = await writer(service.client)
+    response = await service.client.patch(USER, headers=headers, json={"email": "USER@example.com"})
+    assert response.status_code == 200, response.text
+    assert response.json()["email"] == "USER@example.com"
 
 
 async def test_put_replaces_every_editable_member(service: Service) -> None:

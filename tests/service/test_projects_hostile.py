@@ -46,6 +46,19 @@ ROWS = {
     "lone-surrogate": Hostile("POST", "/projects", 422, JSON, b'{"name": "\\ud800"}'),
     "nul-in-name": Hostile("POST", "/projects", 422, JSON, b'{"name": "a\\u0000b"}'),
     "nan-name": Hostile("POST", "/projects", 422, JSON, b'{"name": NaN}'),
+    "c1-control-in-name": Hostile("POST", "/projects", 422, JSON, b'{"name": "a\\u0085b"}'),
+    "nul-in-metadata-value": Hostile(
+        "PUT", DEMO, 422, JSON, b'{"metadata": {"note": "a\\u0000b"}}'
+    ),
+    "nul-deep-in-metadata": Hostile(
+        "PUT", DEMO, 422, JSON, b'{"metadata": {"a": [{"b": ["ok", "x\\u0000"]}]}}'
+    ),
+    "control-in-metadata-name": Hostile(
+        "POST", "/projects", 422, JSON, b'{"name": "x", "metadata": {"a\\u0007b": 1}}'
+    ),
+    "lone-surrogate-in-metadata": Hostile(
+        "PUT", DEMO, 422, JSON, b'{"metadata": {"a": "\\ud800"}}'
+    ),
     "nan-in-metadata": Hostile("PUT", DEMO, 422, JSON, b'{"metadata": {"x": NaN}}'),
     "infinity-in-metadata": Hostile(
         "POST", "/projects", 422, JSON, b'{"name": "x", "metadata": {"x": -Infinity}}'

@@ -26,24 +26,27 @@ refused, so a body that passes goes straight into the write.
 
 from __future__ import annotations
 
-import re
+import unicodedata
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 __all__ = [
     "JSON_TYPES",
     "MAX_BODY",
     "MERGE_PATCH",
+    "Line",
+    "Prose",
     "Strict",
-    "no_controls",
     "openapi_body",
     "read_body",
     "read_json",
+    "text",
     "timestamp",
 ]
 
@@ -56,10 +59,6 @@ JSON_TYPES: Final = ("application/json", MERGE_PATCH)
 
 # What curl labels a body sent with -d and no -H.
 _CURL_FORM: Final = "application/x-www-form-urlencoded"
-# C0 controls and DEL, except tab, line feed and carriage return.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# The statuses of a refused body: undecodable (FastAPI's 400), too large, not JSON, invalid.
-_REFUSED: Final = frozenset({400, 413, 415, 422})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -70,12 +69,31 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-def no_controls(value: str) -> str:
-    """Refuse control characters other than tab and line breaks (PostgreSQL cannot even
-    store NUL)."""
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
-    return value
+def text(*, multiline: bool) -> Callable[[str], str]:
+    """A validator refusing in a string what no column stores faithfully and no client
+    expects: lone surrogates (not Unicode text; PostgreSQL cannot store them), and every
+    control character (Unicode category Cc: C0, DEL and C1; NUL included, which
+    PostgreSQL cannot store either) except, in ``multiline`` text, tab and line breaks.
+    One rule for every string member of every API, nested ones included."""
+    allowed = "\t\n\r" if multiline else ""
+
+    def check(value: str) -> str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains a lone surrogate, which is not Unicode text") from None
+        for character in value:
+            if unicodedata.category(character) == "Cc" and character not in allowed:
+                raise ValueError(f"contains the control character U+{ord(character):04X}")
+        return value
+
+    return check
+
+
+#: A single-line string member: names, keys, emails.
+Line = AfterValidator(text(multiline=False))
+#: A multi-line string member: notes, descriptions.
+Prose = AfterValidator(text(multiline=True))
 
 
 def _json_media_type(content_type: str | None, *, curl: bool) -> bool:

@@ -31,6 +31,7 @@ async def load(engine: AsyncEngine) -> None:
             {
                 "id": DEMO_USER,
                 "email": "user@example.com",
+                "email_key": "user@example.com",
                 "name": "Demo User",
                 "role": "editor",
                 "created_at": now,

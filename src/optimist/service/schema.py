@@ -65,10 +65,12 @@ users = versioned_table(
     Column("id", String(64), primary_key=True),
     Column("tenant_id", String(64), nullable=False),
     Column("email", String(320), nullable=False),
+    # The email as the tenant's uniqueness sees it: one address, whatever its case.
+    Column("email_key", String(320), nullable=False),
     Column("name", String(200), nullable=False, server_default=""),
     Column("role", String(16), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
-    UniqueConstraint("tenant_id", "email"),
+    UniqueConstraint("tenant_id", "email_key"),
     CheckConstraint("role IN ('admin', 'editor', 'viewer')", name="role"),
     weak=True,
     resource="user",

@@ -88,8 +88,9 @@ class Collection:
 
     ``key`` is the shape of a key in the path (anything else cannot exist: 404 without
     a query); ``key_member`` names the member of the representation that holds it;
-    ``render`` turns a row into the representation; ``unique`` names a member unique
-    in the tenant, for the 409 when a write takes a value already taken. The table's
+    ``render`` turns a row into the representation; ``unique`` is ``(column, member)``
+    of a value unique in the tenant (the column the constraint compares, the member
+    the client sent), for the 409 when a write takes a value already taken. The table's
     primary key may include the tenant (feature flags: one key per tenant).
     """
 
@@ -98,7 +99,7 @@ class Collection:
     key: re.Pattern[str]
     key_member: str
     render: Callable[[Mapping[str, Any]], dict[str, Any]]
-    unique: str | None = None
+    unique: tuple[str, str] | None = None
 
     @property
     def resource(self) -> str:
@@ -127,9 +128,11 @@ class Collection:
             raise ResourceNotFound(self.resource, _shown(key)) from error
         except ResourceExists as error:
             taken = error.key
-            if self.unique is not None and isinstance(taken, Mapping) and self.unique in taken:
-                named = f"{self.resource} with {self.unique}"
-                raise ResourceExists(named, taken[self.unique]) from error
+            if self.unique is not None and isinstance(taken, Mapping):
+                column, member = self.unique
+                if column in taken:
+                    named = f"{self.resource} with {member}"
+                    raise ResourceExists(named, taken[column]) from error
             raise ResourceExists(self.resource, key) from error
 
     async def fetch(self, runtime: Runtime, identity: Identity, key: str) -> Record:

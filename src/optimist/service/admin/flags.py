@@ -29,8 +29,8 @@ from optimist.service.admin.collection import (
 from optimist.service.admin.identity import Identity, IdentityDep, writer
 from optimist.service.bodies import (
     MERGE_PATCH,
+    Prose,
     Strict,
-    no_controls,
     openapi_body,
     read_body,
     timestamp,
@@ -49,11 +49,15 @@ TAKEN_DETAIL: Final = "A feature flag with this key already exists."
 def _key(value: str) -> str:
     if _KEY.fullmatch(value) is None:
         raise ValueError("must be 1 to 100 of A-Z a-z 0-9 . _ ~ -")
+    if value in (".", ".."):
+        # RFC 3986 §5.2.4: clients remove these dot-segments from a path, so no URL
+        # could ever address /admin/feature-flags/. or /admin/feature-flags/..
+        raise ValueError("cannot be . or .., which a URL path cannot address")
     return value
 
 
 FlagKey = Annotated[str, AfterValidator(_key)]
-Description = Annotated[str, StringConstraints(max_length=1000), AfterValidator(no_controls)]
+Description = Annotated[str, StringConstraints(max_length=1000), Prose]
 Rollout = Annotated[int, Field(ge=0, le=100)]
 
 

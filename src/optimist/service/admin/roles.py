@@ -28,8 +28,8 @@ from optimist.service.admin.collection import (
 from optimist.service.admin.identity import Identity, IdentityDep, writer
 from optimist.service.bodies import (
     MERGE_PATCH,
+    Line,
     Strict,
-    no_controls,
     openapi_body,
     read_body,
     timestamp,
@@ -48,9 +48,7 @@ def _permission(value: str) -> str:
     return value
 
 
-RoleName = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(no_controls)
-]
+RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), Line]
 Permission = Annotated[
     str, StringConstraints(min_length=1, max_length=100), AfterValidator(_permission)
 ]
@@ -120,7 +118,7 @@ ROLES: Final = Collection(
     key=re.compile(r"[A-Za-z0-9._~-]{1,64}"),
     key_member="id",
     render=render,
-    unique="name",
+    unique=("name", "name"),
 )
 
 Admin = Annotated[Identity, Depends(writer("admin"))]

@@ -2,8 +2,9 @@
 
 ``GET``/``POST /admin/users``, ``GET``/``PATCH``/``PUT``/``DELETE /admin/users/{id}``.
 A user is ``{"id", "email", "name", "role", "created_at", "updated_at"}``; the server
-chooses the id; an email is unique in the tenant (409). Writes need the ``admin`` role.
-PATCH is a JSON merge patch (RFC 7396) of the editable members, PUT replaces them all.
+chooses the id; an email is unique in the tenant, whatever its case (409). Writes need
+the ``admin`` role. PATCH is a JSON merge patch (RFC 7396) of the editable members, PUT
+replaces them all.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from optimist.service.admin.collection import (
 from optimist.service.admin.identity import Identity, IdentityDep, writer
 from optimist.service.bodies import (
     MERGE_PATCH,
+    Line,
     Strict,
-    no_controls,
     openapi_body,
     read_body,
     timestamp,
@@ -56,7 +57,7 @@ def _email(value: str) -> str:
 
 
 Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
-Name = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_controls)]
+Name = Annotated[str, StringConstraints(max_length=200), Line]
 UserRole = Literal["admin", "editor", "viewer"]
 
 
@@ -133,8 +134,18 @@ USERS: Final = Collection(
     key=re.compile(r"[A-Za-z0-9._~-]{1,64}"),
     key_member="id",
     render=render,
-    unique="email",
+    unique=("email_key", "email"),
 )
+
+
+def columns(members: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns of a user's ``members``: with an email, the key its uniqueness compares
+    (one address whatever its case, so ``USER@example.com`` collides with ``user@…``)."""
+    values = dict(members)
+    if isinstance(values.get("email"), str):
+        values["email_key"] = values["email"].lower()
+    return values
+
 
 Admin = Annotated[Identity, Depends(writer("admin"))]
 
@@ -171,7 +182,7 @@ async def list_users(
 )
 async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
     new = await read_body(request, NewUser)
-    values = {**new.model_dump(), "id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}
+    values = {**columns(new.model_dump()), "id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}
     return await USERS.create(runtime, identity, values)
 
 
@@ -203,7 +214,7 @@ async def patch_user(
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, UserPatch)
-    return await USERS.update(runtime, identity, user_id, patch.changes(), conditions)
+    return await USERS.update(runtime, identity, user_id, columns(patch.changes()), conditions)
 
 
 @router.put(
@@ -222,7 +233,8 @@ async def replace_user(
     conditions: AdminConditions,
 ) -> Response:
     replacement = await read_body(request, UserReplacement)
-    return await USERS.update(runtime, identity, user_id, replacement.model_dump(), conditions)
+    values = columns(replacement.model_dump())
+    return await USERS.update(runtime, identity, user_id, values, conditions)
 
 
 @router.delete(

@@ -10,7 +10,6 @@ characters), a status among the five, and no unknown members (422 with
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, get_args
@@ -18,7 +17,7 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from optimist.service import schema
-from optimist.service.bodies import timestamp
+from optimist.service.bodies import Line, Prose, text, timestamp
 from optimist.sqlalchemy import Record
 
 __all__ = [
@@ -61,34 +60,37 @@ def sources(target: str) -> tuple[str, ...]:
 # -- requests --------------------------------------------------------------------------
 
 
-def _unicode_text(*, multiline: bool) -> Callable[[str], str]:
-    """A validator refusing what no column can store: lone surrogates, NUL, controls."""
-    allowed = "\t\n\r" if multiline else ""
-
-    def check(value: str) -> str:
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError("contains a lone surrogate, which is not Unicode text") from None
-        for ch in value:
-            if unicodedata.category(ch) == "Cc" and ch not in allowed:
-                raise ValueError(f"contains the control character U+{ord(ch):04X}")
-        return value
-
-    return check
-
-
-Name = Annotated[
-    str, Field(min_length=1, max_length=200), AfterValidator(_unicode_text(multiline=False))
-]
-Customer = Annotated[str, Field(max_length=200), AfterValidator(_unicode_text(multiline=False))]
-Description = Annotated[
-    str, Field(max_length=10_000), AfterValidator(_unicode_text(multiline=True))
-]
+Name = Annotated[str, Field(min_length=1, max_length=200), Line]
+Customer = Annotated[str, Field(max_length=200), Line]
+Description = Annotated[str, Field(max_length=10_000), Prose]
 
 #: Bounds of a project's ``metadata`` object, so a hostile body stays cheap to store.
 MAX_METADATA_MEMBERS: Final = 100
 MAX_METADATA_BYTES: Final = 16_384
+
+
+_LINE, _PROSE = text(multiline=False), text(multiline=True)
+
+
+def _strings_checked(value: Any, path: str) -> None:
+    """Hold every string inside ``value`` to the rule of every other string member:
+    names (object keys) are single lines, string values may span lines."""
+    if isinstance(value, str):
+        _checked(_PROSE, value, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _strings_checked(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _checked(_LINE, name, f"{path} member name {name[:40]!r}")
+            _strings_checked(item, f"{path}.{name[:40]}")
+
+
+def _checked(check: Callable[[str], str], value: str, path: str) -> None:
+    try:
+        check(value)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +103,7 @@ def _bounded_metadata(value: dict[str, Any]) -> dict[str, Any]:
         raise ValueError("holds NaN or Infinity, which JSON cannot represent") from None
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise ValueError(f"is larger than {MAX_METADATA_BYTES} bytes as JSON")
+    _strings_checked(value, "metadata")
     return value
 
 

@@ -12,10 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from optimist.service import schema
-from optimist.service.bodies import Strict, no_controls, timestamp
+from optimist.service.bodies import Prose, Strict, timestamp
 from optimist.sqlalchemy import Record, clock_of
 
 __all__ = [
@@ -48,7 +48,7 @@ def _uuid_text(value: object) -> object:
 
 
 BuildingId = Annotated[uuid.UUID, BeforeValidator(_uuid_text)]
-Notes = Annotated[str, Field(max_length=MAX_NOTES), AfterValidator(no_controls)]
+Notes = Annotated[str, Field(max_length=MAX_NOTES), Prose]
 
 
 class NewSession(Strict):
