@@ -1,11 +1,15 @@
 """optimist: HTTP APIs that never lose an update.
 
 The names here are the framework-free core: standard library only, no I/O, and
-``pip install optimist`` installs nothing else. The integrations live in their own
+``pip install optimist-http`` installs nothing else. The integrations live in their own
 packages, named after what they integrate, each installed by the extra of the same name
 and imported explicitly: ``optimist.starlette``, ``optimist.fastapi``,
-``optimist.sqlalchemy`` (``optimist[postgres]`` adds asyncpg), ``optimist.httpx``.
+``optimist.sqlalchemy`` (``optimist-http[postgres]`` adds asyncpg), ``optimist.httpx``,
+``optimist.cryptography``.
 """
+
+#: This release (the distribution is ``optimist-http``; the import name is ``optimist``).
+__version__ = "0.2.0.dev0"
 
 from optimist.conditions import Condition, ResourceState
 from optimist.cursor import Cursor, CursorCodec
@@ -73,6 +77,7 @@ __all__ = [
     "TokenSigner",
     "VectorClock",
     "VersionConflict",
+    "__version__",
     "apply_merge_patch",
     "create_merge_patch",
     "evaluate",

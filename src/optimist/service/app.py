@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy import text
 
+import optimist
 from optimist.fastapi import HeadMiddleware, install_problem_handlers
 from optimist.service import admin, projects, sessions
 from optimist.service.runtime import RuntimeDep, prepare, start
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="optimist reference service",
-        version="0.1.0",
+        version=optimist.__version__,
         summary="The admin, projects and test-sessions APIs, without lost updates.",
         lifespan=lifespan,
     )
