@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import MINYEAR, UTC, datetime, timedelta
 
 from optimist.etag import Comparison, EntityTag, matches_any
 
@@ -41,6 +41,10 @@ __all__ = [
     "UnmodifiedSince",
     "all_of",
 ]
+
+
+# The first moment an aware datetime can hold: a bound no stored time is below.
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +146,22 @@ class UnmodifiedSince(Condition):
             object.__setattr__(self, "at", self.at.replace(tzinfo=UTC))
 
     @property
-    def before(self) -> datetime:
-        """The exclusive bound a full-precision stored time must stay below.
+    def before(self) -> datetime | None:
+        """The exclusive UTC bound a full-precision stored time must stay below, or None.
 
         At one-second resolution ``floor(modified) <= at`` is ``modified < at + 1s``, so a
-        store compares its timestamp column once, index-friendly.
+        store compares its timestamp column once, index-friendly. At the ends of what a
+        datetime holds the bound stays exact: None when it lies past the last
+        representable time (``at`` in the last second of year 9999), where every stored
+        time meets the condition; the first representable time when ``at`` lies before
+        it, where none does.
         """
-        return self.at.replace(microsecond=0) + timedelta(seconds=1)
+        second = self.at.replace(microsecond=0)
+        try:
+            return second.astimezone(UTC) + timedelta(seconds=1)
+        except OverflowError:
+            # Only a bound at an end of the range overflows, in UTC or one second on.
+            return _EARLIEST if second.year == MINYEAR else None
 
     def holds(self, state: ResourceState) -> bool:
         if not state.exists or state.last_modified is None:

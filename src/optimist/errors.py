@@ -22,10 +22,13 @@ that one handler can turn any of them into problem details (RFC 9457)::
     ├── ResourceExists                  409    resource, key
     ├── GuardFailed                     409    resource, key, current
     ├── MergeConflict                   409    base, theirs, mine, paths
+    ├── ServiceUnavailable              503    reason, retry_after, dependency
     └── ResponseError                  (its)   method, url, status, problem   (client side)
 
 ``NotModified`` is an outcome rather than a failure, but raising it lets a
 handler deep inside a request end it with 304 the same way it ends others.
+``ServiceUnavailable`` is the one 5xx a client is told about: a temporary condition
+(the database cannot be reached) that may be over in ``retry_after`` seconds.
 
 The core modules raise these; integrations translate them into responses and
 never invent parallel types.
@@ -61,6 +64,7 @@ __all__ = [
     "ResourceExists",
     "ResourceNotFound",
     "ResponseError",
+    "ServiceUnavailable",
     "TamperedToken",
     "VersionConflict",
 ]
@@ -275,12 +279,35 @@ class MergeConflict(OptimistError):
         self.paths = tuple(paths)
 
 
+class ServiceUnavailable(OptimistError):
+    """Something the server depends on cannot serve the request now: 503, try again later.
+
+    RFC 9110 §15.6.4: a temporary overload or outage, not a fault of the request;
+    ``retry_after`` is the number of seconds a client should wait before it tries
+    again (the ``Retry-After`` field, §10.2.3). ``reason`` names what went wrong in
+    words fit for a log ("cannot connect", "lock timeout"), ``dependency`` what is
+    unavailable; neither should carry addresses, credentials or driver messages, and
+    a response shows only that ``dependency`` is unavailable and when to come back.
+    """
+
+    status = 503
+
+    def __init__(self, reason: str, *, retry_after: int = 1, dependency: str = "database") -> None:
+        if retry_after < 0:
+            raise ValueError(f"retry_after cannot be negative, not {retry_after}")
+        super().__init__(f"the {dependency} is unavailable: {reason}")
+        self.reason = reason
+        self.retry_after = retry_after
+        self.dependency = dependency
+
+
 class ResponseError(OptimistError):
     """A server answered a client's request with a status the client cannot act on.
 
     Raised by ``optimist.httpx`` for what no more specific error describes (401, 403,
-    422, 5xx, retries exhausted on 429/503); ``status`` is the response's status and
-    ``problem`` its parsed body when that is a JSON object (RFC 9457), else None.
+    422, 5xx, retries exhausted on 429/503, a 429/503 to a write it may not send twice);
+    ``status`` is the response's status and ``problem`` its parsed body when that is a
+    JSON object (RFC 9457), else None.
     """
 
     def __init__(

@@ -18,14 +18,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeAlias
 
 from optimist import conditions as c
 from optimist.conditions import ResourceState
 from optimist.errors import InvalidEntityTag
 from optimist.etag import ANY, Comparison, TagMatch, matches_any, parse_list
-from optimist.httpdate import parse_http_date, utc
+from optimist.httpdate import parse_http_date
 
 __all__ = [
     "Malformed",
@@ -62,7 +62,10 @@ TagField: TypeAlias = TagMatch | Malformed | None
 
 def _second(moment: datetime) -> datetime:
     # HTTP-date has one-second resolution: compare modification times at that grain.
-    return utc(moment).replace(microsecond=0)
+    # An aware time keeps its zone (aware times compare across zones): converting one
+    # at an end of the range to UTC could leave the range.
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return aware.replace(microsecond=0)
 
 
 def _tag_field(value: str | None, field: str, allow_bare: bool) -> TagField:

@@ -136,6 +136,16 @@ def from_error(error: errors.OptimistError) -> Problem:
             detail=error.detail,
             invalid_params=(InvalidParam(error.field, error.reason),),
         )
+    if isinstance(error, errors.ServiceUnavailable):
+        # RFC 9110 §15.6.4: what is unavailable and when to come back (the Retry-After
+        # field carries the same seconds); the reason is the operator's, not the client's.
+        wait = error.retry_after
+        return Problem(
+            status=error.status,
+            detail=f"The {error.dependency} is temporarily unavailable; try again in "
+            f"{wait} second{'' if wait == 1 else 's'}.",
+            extensions={"retry_after": wait},
+        )
     if isinstance(error, errors.MergeConflict):
         return Problem(
             status=error.status,

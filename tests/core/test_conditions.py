@@ -219,18 +219,56 @@ def test_before_is_the_exclusive_bound(at: datetime, before: datetime) -> None:
     assert UnmodifiedSince(at).before == before
 
 
-@given(
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-    ),
-    st.datetimes(
-        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+# Fixed offsets up to a day either way: a time near an end of the range in such a zone
+# lies past that end in UTC.
+zones = st.just(UTC) | st.builds(
+    timezone, st.integers(-1439, 1439).map(lambda minutes: timedelta(minutes=minutes))
+)
+# Any time a datetime holds, the ends of the range drawn often.
+any_moments = st.one_of(
+    st.datetimes(timezones=zones),
+    st.sampled_from([FIRST, LAST_SECOND, datetime.max.replace(tzinfo=UTC)]),
+    st.builds(
+        lambda naive, zone: naive.replace(tzinfo=zone),
+        st.sampled_from([datetime.min, datetime.max, LAST_SECOND.replace(tzinfo=None)]),
+        zones,
     ),
 )
+
+
+def storable(moment: datetime) -> bool:
+    """Whether a store (which keeps UTC) can hold ``moment``: its UTC time is a datetime."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+@given(any_moments, any_moments.filter(storable))
 def test_before_agrees_with_holds(at: datetime, modified: datetime) -> None:
-    """A store comparing ``modified < before`` decides exactly as holds()."""
+    """For every time a store can hold, comparing ``modified < before`` (no bound: true)
+    decides exactly as holds()."""
     condition = UnmodifiedSince(at)
-    assert (modified < condition.before) == condition.holds(stored(A, modified))
+    before = condition.before
+    assert (before is None or modified < before) == condition.holds(stored(A, modified))
+
+
+def test_the_last_second_has_no_bound() -> None:
+    """If-Unmodified-Since in the last second of year 9999: every stored time meets it."""
+    condition = UnmodifiedSince(LAST_SECOND)
+    assert condition.before is None
+    assert condition.holds(stored(A, datetime.max.replace(tzinfo=UTC)))
+
+
+def test_a_bound_before_the_first_moment_is_the_first_moment() -> None:
+    """A date before 0001-01-01 UTC (in an eastern zone) is a bound no stored time is below."""
+    east = datetime(1, 1, 1, 3, tzinfo=timezone(timedelta(hours=5)))
+    condition = UnmodifiedSince(east)
+    assert condition.before == FIRST
+    assert not condition.holds(stored(A, FIRST))
 
 
 def test_all_of_nothing_is_always() -> None:

@@ -27,6 +27,7 @@ from optimist.errors import (
     ResourceExists,
     ResourceNotFound,
     ResponseError,
+    ServiceUnavailable,
     TamperedToken,
     VersionConflict,
 )
@@ -51,6 +52,7 @@ TREE = [
     (ResourceExists, OptimistError, 409),
     (GuardFailed, OptimistError, 409),
     (MergeConflict, OptimistError, 409),
+    (ServiceUnavailable, OptimistError, 503),
     (ResponseError, OptimistError, 500),
 ]
 
@@ -203,6 +205,21 @@ def test_merge_conflict_lists_the_paths() -> None:
     assert error.paths == (("a",), ("b", "c"), ())
     assert (error.base, error.theirs, error.mine) == ({"a": 1}, {"a": 2}, {"a": 3})
     assert error.detail == "conflicting changes at a, b/c, <root>"
+
+
+def test_service_unavailable_says_what_and_when() -> None:
+    """503 carries the reason, the seconds to wait and what is unavailable."""
+    error = ServiceUnavailable("connection refused", retry_after=5)
+    assert (error.status, error.reason, error.retry_after) == (503, "connection refused", 5)
+    assert error.dependency == "database"
+    assert error.detail == "the database is unavailable: connection refused"
+    assert ServiceUnavailable("pool exhausted").retry_after == 1
+
+
+def test_service_unavailable_refuses_a_negative_wait() -> None:
+    """A Retry-After cannot ask for a negative number of seconds (RFC 9110 §10.2.3)."""
+    with pytest.raises(ValueError, match="negative"):
+        ServiceUnavailable("down", retry_after=-1)
 
 
 @pytest.mark.parametrize(

@@ -612,3 +612,52 @@ def test_one_second_resolution(
     assert evaluate(preconditions, method, state, comparison=comparison) is evaluate(
         preconditions, method, floored, comparison=comparison
     )
+
+
+# --- The ends of the range ----------------------------------------------------------
+
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# HTTP dates are GMT (RFC 9110 §5.6.7); the ends of the range drawn often.
+utc_moments = st.one_of(
+    st.sampled_from([FIRST, LAST_SECOND, datetime.max.replace(tzinfo=UTC)]),
+    st.datetimes(timezones=st.just(UTC)),
+)
+# A directly built precondition or a stored time may be in any zone, even one that puts
+# it past an end of the range in UTC.
+zoned_moments = utc_moments | st.builds(
+    lambda naive, minutes: naive.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+    st.sampled_from([datetime.min, datetime.max, LAST_SECOND.replace(tzinfo=None)]),
+    st.integers(-1439, 1439),
+)
+edge_preconditions = st.one_of(
+    st.builds(
+        Preconditions.parse,
+        if_match=st.none() | st.just("*") | st.just('"a"'),
+        if_none_match=st.none() | st.just('"b"'),
+        if_modified_since=st.none() | utc_moments.map(http_date),
+        if_unmodified_since=st.none() | utc_moments.map(http_date),
+    ),
+    st.builds(
+        Preconditions,
+        if_modified_since=st.none() | zoned_moments,
+        if_unmodified_since=st.none() | zoned_moments,
+    ),
+)
+
+
+@given(edge_preconditions, unsafe_methods, st.builds(stored, st.just(A), zoned_moments))
+def test_write_condition_agrees_with_evaluate_at_the_ends_of_time(
+    preconditions: Preconditions, method: str, state: ResourceState
+) -> None:
+    """Dates of year 1 and 9999 are decided, never an error, and both evaluations agree."""
+    outcome = evaluate(preconditions, method, state)
+    assert preconditions.write_condition().holds(state) == (outcome is PROCEED)
+
+
+@given(utc_moments, zoned_moments)
+def test_if_modified_since_at_the_ends_of_time(since: datetime, modified: datetime) -> None:
+    """A GET's If-Modified-Since at either end of the range: 304 iff not modified after it."""
+    outcome = decide("GET", stored(A, modified), if_modified_since=http_date(since))
+    unchanged = modified.replace(microsecond=0) <= since.replace(microsecond=0)
+    assert outcome is (NOT_MODIFIED if unchanged else PROCEED)

@@ -301,6 +301,15 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         },
     ),
     (
+        errors.ServiceUnavailable("connection refused: 10.0.0.7:5432", retry_after=5),
+        {
+            "status": 503,
+            "title": "Service Unavailable",
+            "detail": "The database is temporarily unavailable; try again in 5 seconds.",
+            "retry_after": 5,
+        },
+    ),
+    (
         errors.ResponseError("GET", "/x", 503, {"detail": "down"}),
         {"status": 503, "detail": "GET /x answered 503: down"},
     ),
@@ -331,6 +340,7 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         "ResourceExists",
         "GuardFailed",
         "MergeConflict",
+        "ServiceUnavailable",
         "ResponseError",
     ],
 )
@@ -346,6 +356,13 @@ def test_from_error(error: errors.OptimistError, expected: dict[str, Any]) -> No
 def test_from_error_covers_every_error_class() -> None:
     """The table above holds an instance of every class errors.py exports."""
     assert {type(error).__name__ for error, _ in FROM_ERROR} == set(errors.__all__)
+
+
+def test_service_unavailable_waits_one_second_in_the_singular() -> None:
+    """A one-second wait reads as one second, and the reason stays out of the problem."""
+    problem = from_error(errors.ServiceUnavailable("lock timeout")).to_dict()
+    assert problem["detail"] == "The database is temporarily unavailable; try again in 1 second."
+    assert "lock timeout" not in json.dumps(problem)
 
 
 def test_from_error_uses_the_instance_status() -> None:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from optimist.errors import ServiceUnavailable
 from tests.fastapi.items import assert_problem, client_for, items_app
 
 pytestmark = pytest.mark.anyio
@@ -117,6 +118,20 @@ async def test_unexpected_error_is_generic_500(client: httpx.AsyncClient) -> Non
     problem = assert_problem(response, 500)
     assert "secret" not in response.text
     assert problem["detail"] == "The server could not complete the request."
+
+
+async def test_an_unavailable_database_is_503_with_retry_after(app: FastAPI) -> None:
+    """A ServiceUnavailable raised by a route is a 503 problem with Retry-After."""
+
+    @app.get("/down")
+    async def down() -> None:
+        raise ServiceUnavailable("cannot connect to db.internal", retry_after=3)
+
+    async with client_for(app) as client:
+        response = await client.get("/down")
+    problem = assert_problem(response, 503)
+    assert response.headers["retry-after"] == "3"
+    assert (problem["retry_after"], "db.internal" in response.text) == (3, False)
 
 
 async def test_missing_resource_is_404_problem(client: httpx.AsyncClient) -> None:

@@ -12,7 +12,8 @@ import pytest
 from optimist.errors import ResponseError
 from optimist.httpdate import http_date
 from optimist.httpx import Backoff
-from optimist.httpx.flows import TRANSPORT_ATTEMPTS, resendable
+from optimist.httpx.backoff import Attempts
+from optimist.httpx.flows import TRANSPORT_ATTEMPTS, Sleep, resendable, send
 from tests.support.fake_api import BASE, Rig, setting
 
 # -- a busy server -----------------------------------------------------------------------------
@@ -60,6 +61,61 @@ async def test_busy_retries_share_the_attempt_bound(rig: Rig) -> None:
     assert raised.value.status == 429
     assert len(rig.server.requests) == 3
     assert rig.delays == pytest.approx([0.02, 0.04])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("status", [429, 503], ids=["429", "503"])
+async def test_busy_answer_to_an_unconditional_write_is_not_resent(rig: Rig, status: int) -> None:
+    """An unconditional POST answered 503 (or 429) is not sent again: it may have applied."""
+    rig.server.queued.append(httpx.Response(status, headers={"Retry-After": "1"}))
+    with pytest.raises(ResponseError) as raised:
+        await rig.client(unconditional=True).create("/items/b", {"n": 1}, method="POST")
+    assert raised.value.status == status
+    assert (len(rig.server.sent("POST")), rig.delays) == (1, [])
+
+
+@pytest.mark.anyio
+async def test_busy_answer_to_a_conditional_create_is_resent(rig: Rig) -> None:
+    """A create-if-absent answered 503 is sent again after Retry-After: it cannot apply twice."""
+    rig.server.queued.append(httpx.Response(503, headers={"Retry-After": "2"}))
+    await rig.client().create("/items/b", {"n": 1})
+    assert rig.server.doc("b")["n"] == 1
+    assert rig.delays == [2.0]
+
+
+BUSY_REQUESTS = [
+    ("GET", {}, True),
+    ("HEAD", {}, True),
+    ("PATCH", {"If-Match": '"1"'}, True),
+    ("PUT", {"If-None-Match": "*"}, True),
+    ("DELETE", {"If-Match": '"1"'}, True),
+    ("POST", {}, False),
+    ("PATCH", {}, False),
+    ("DELETE", {}, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "waits"),
+    BUSY_REQUESTS,
+    ids=["get", "head", "conditional-patch", "create-if-absent", "conditional-delete",
+         "post", "unconditional-patch", "unconditional-delete"],
+)  # fmt: skip
+def test_a_503_is_waited_out_only_for_what_may_be_resent(
+    method: str, headers: dict[str, str], waits: bool
+) -> None:
+    """send() pauses for Retry-After before a resendable request, and returns the 503 to
+    any other at once (RFC 9110 §15.6.4)."""
+    request = httpx.Request(method, BASE, headers=headers)
+    flow = send(request, Attempts(Backoff(), 3))
+    assert next(flow) is request
+    busy = httpx.Response(503, headers={"Retry-After": "5"})
+    if waits:
+        assert flow.send(busy) == Sleep(5.0)
+    else:
+        with pytest.raises(StopIteration) as returned:
+            flow.send(busy)
+        assert returned.value.value is busy
 
 
 # -- transport failures ------------------------------------------------------------------------

@@ -9,13 +9,15 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import Executable, Select, event, literal_column, select, text
+from sqlalchemy import Executable, Integer, Select, bindparam, event, literal_column, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from optimist.sqlalchemy import create, create_engine, find, get, update
 from optimist.sqlalchemy._direct import INDIRECT, Indirect, all_rows
-from optimist.sqlalchemy._statements import page_of, read_one, update_one
+from optimist.sqlalchemy._fetch import fetch
+from optimist.sqlalchemy._statements import Prepared, page_of, read_one, update_one
+from tests.support.databases import execute, terminate_backends
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio
@@ -148,34 +150,16 @@ async def test_cancelled_statement_discards_its_connection(postgres_url: str) ->
         await engine.dispose()
 
 
-async def test_a_session_ended_by_the_server_is_not_pooled(postgres_url: str) -> None:
-    """A connection the server terminated is invalidated; the next statement gets a new one."""
+async def test_a_read_whose_session_the_server_ended_runs_on_a_new_connection(
+    postgres_url: str,
+) -> None:
+    """A read whose pooled session the server terminated answers from a new session."""
     engine = create_engine(postgres_url)
     try:
         who: Select[Any] = select(literal_column("pg_backend_pid()").label("pid"))
         first = await one_row(engine, who, {})
         assert isinstance(first, dict)
-        other = create_engine(postgres_url)
-        try:
-            async with other.connect() as connection:
-                terminate = text("SELECT pg_terminate_backend(:pid)")
-                await connection.execute(terminate, {"pid": first["pid"]})
-                # pg_terminate_backend only signals; wait until the backend is gone.
-                alive = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-                while await connection.scalar(alive, {"pid": first["pid"]}):
-                    await anyio.sleep(0.02)
-        finally:
-            await other.dispose()
-        # As through SQLAlchemy, the statement that finds the connection dead fails:
-        # as a server's refusal (left to SQLAlchemy's execution) or as a closed
-        # connection; either way the connection leaves the pool.
-        failed: object
-        try:
-            failed = await one_row(engine, who, {})
-        except DBAPIError as error:
-            failed = error
-        invalidated = isinstance(failed, DBAPIError) and failed.connection_invalidated
-        assert failed is INDIRECT or invalidated
+        await terminate_backends(postgres_url, f"pid = {int(first['pid'])}")
         outcome = await one_row(engine, who, {})
         assert isinstance(outcome, dict)
         assert outcome["pid"] != first["pid"]
@@ -183,17 +167,36 @@ async def test_a_session_ended_by_the_server_is_not_pooled(postgres_url: str) ->
         await engine.dispose()
 
 
-async def test_a_closed_connection_is_a_dbapi_error(postgres_url: str) -> None:
-    """A connection closed under the statement raises DBAPIError, marked invalidated."""
+async def test_a_write_never_sent_runs_on_a_new_connection(postgres_url: str) -> None:
+    """A write whose connection the driver knew closed before sending runs once, elsewhere."""
+    await execute(postgres_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    async with open_store(postgres_url) as store:
+        await create(store.engine, store.items, {"id": "a", "counter": 0})
+        # Without create_engine's checkout test, the closed connection reaches the driver.
+        plain = create_async_engine(postgres_url, pool_size=1, max_overflow=0)
+        try:
+            proxied = await plain.raw_connection()
+            await proxied.driver_connection.close()  # type: ignore[union-attr]
+            proxied.close()
+            values = {"counter": 1, "etag": "next", "updated_at": datetime.now(UTC)}
+            prepared = update_one(store.items, ("a",), {"tenant": 1}, values, None)
+            assert prepared is not None
+            written = await one_row(plain, *prepared)
+        finally:
+            await plain.dispose()
+        assert isinstance(written, dict)
+        assert (await get(store.engine, store.items, "a"))["counter"] == 1
+
+
+async def test_a_value_the_database_refuses_stays_an_error(postgres_url: str) -> None:
+    """A parameter PostgreSQL cannot read is SQLAlchemy's DBAPIError, not a 503."""
     engine = create_engine(postgres_url)
     try:
-        proxied = await engine.raw_connection()
-        await proxied.driver_connection.close()  # type: ignore[union-attr]
-        proxied.close()
-        with pytest.raises(DBAPIError) as failed:
-            await one_row(engine, select(literal_column("1").label("n")), {})
-        assert failed.value.connection_invalidated
-        assert await one_row(engine, select(literal_column("2").label("n")), {}) == {"n": 2}
+        typed: Select[Any] = select(literal_column("1").label("n")).where(
+            literal_column("1") == bindparam("x", type_=Integer)
+        )
+        with pytest.raises(DBAPIError):
+            await fetch(engine, Prepared(typed, {"x": "not a number"}))
     finally:
         await engine.dispose()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
@@ -192,13 +192,19 @@ async def test_postgres_idle_connection_closed_by_the_server_is_replaced(
         await engine.dispose()
 
 
-async def test_postgres_connection_in_use_is_not_pinged(postgres_url: str) -> None:
-    """Without the idle ping, the first use of a connection the server closed fails."""
+async def test_postgres_closed_connection_is_replaced_without_a_ping(postgres_url: str) -> None:
+    """Without the idle ping, a pooled connection asyncpg knows is closed is still replaced."""
     engine = create_engine(postgres_url, pool_size=1, max_overflow=0, idle_ping=None)
     try:
-        await _terminate(postgres_url, await _backend_pid(engine))
-        with pytest.raises(DBAPIError):
-            await _backend_pid(engine)
+        async with engine.connect() as connection:
+            first = await connection.scalar(text("SELECT pg_backend_pid()"))
+            driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        await _terminate(postgres_url, first)
+        with anyio.fail_after(30):
+            while not driver.is_closed():
+                await anyio.sleep(0.01)
+        assert await _backend_pid(engine) != first
     finally:
         await engine.dispose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +21,9 @@ from optimist.conditions import (
     TagIn,
     UnmodifiedSince,
 )
+from optimist.errors import PreconditionFailed
 from optimist.etag import Comparison, EntityTag
-from optimist.sqlalchemy import Record, Versioned, create, where
+from optimist.sqlalchemy import Record, Versioned, create, update, where
 from optimist.sqlalchemy._where import Form, Guard, guard_holds, predicate
 from tests.support.stores import Store, declare, open_store
 
@@ -38,12 +39,12 @@ async def store(database_url: str) -> AsyncIterator[Store]:
         yield opened
 
 
-async def stored(store: Store, versioned: Versioned) -> Record:
-    """A row whose opaque-tag is ``a`` and whose updated_at is STORED_AT."""
+async def stored(store: Store, versioned: Versioned, updated_at: datetime = STORED_AT) -> Record:
+    """A row whose opaque-tag is ``a`` and whose updated_at is ``updated_at``."""
     record = await create(store.engine, versioned, {"id": "r"})
     async with store.engine.begin() as connection:
-        await connection.execute(versioned.table.update().values(etag="a", updated_at=STORED_AT))
-    return Record({**record.values, "etag": "a"}, versioned.tag("a"), STORED_AT)
+        await connection.execute(versioned.table.update().values(etag="a", updated_at=updated_at))
+    return Record({**record.values, "etag": "a"}, versioned.tag("a"), updated_at)
 
 
 async def finds(store: Store, versioned: Versioned, clause: ColumnElement[bool] | None) -> bool:
@@ -303,3 +304,54 @@ async def test_compiled_condition_agrees_with_holds(
         await connection.execute(versioned.table.delete())
     record = await stored(store, versioned)
     assert await selects(store, versioned, condition) is condition.holds(record.state)
+
+
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+# Stored times are UTC; the ends of the range drawn often.
+utc_times = st.one_of(
+    st.sampled_from([FIRST, FIRST + SECOND / 2, LAST_SECOND, datetime.max.replace(tzinfo=UTC)]),
+    st.datetimes(timezones=st.just(UTC)),
+)
+# A condition's date may be in any zone, even one that puts it past an end in UTC.
+zoned_times = utc_times | st.builds(
+    lambda naive, minutes: naive.replace(tzinfo=timezone(timedelta(minutes=minutes))),
+    st.sampled_from([datetime.min, datetime.max, LAST_SECOND.replace(tzinfo=None)]),
+    st.integers(-1439, 1439),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(at=zoned_times, updated_at=utc_times)
+async def test_unmodified_since_agrees_with_holds_at_the_ends_of_time(
+    store: Store, at: datetime, updated_at: datetime
+) -> None:
+    """Law: at year 1 and 9999 the database selects the row iff If-Unmodified-Since holds."""
+    async with store.engine.begin() as connection:
+        await connection.execute(store.items.table.delete())
+    record = await stored(store, store.items, updated_at)
+    condition = UnmodifiedSince(at)
+    assert await selects(store, store.items, condition) is condition.holds(record.state)
+
+
+async def test_an_update_if_unmodified_since_the_last_second_of_9999_applies(
+    store: Store,
+) -> None:
+    """If-Unmodified-Since: Fri, 31 Dec 9999 23:59:59 GMT without If-Match: the write applies."""
+    await create(store.engine, store.items, {"id": "r", "name": "before"})
+    condition = UnmodifiedSince(LAST_SECOND)
+    written = await update(store.engine, store.items, "r", {"name": "after"}, condition=condition)
+    assert written["name"] == "after"
+
+
+async def test_an_update_if_unmodified_since_year_one_is_refused(store: Store) -> None:
+    """If-Unmodified-Since of year 1: every stored row is newer, so a 412."""
+    await create(store.engine, store.items, {"id": "r", "name": "before"})
+    with pytest.raises(PreconditionFailed):
+        await update(
+            store.engine, store.items, "r", {"name": "after"}, condition=UnmodifiedSince(FIRST)
+        )

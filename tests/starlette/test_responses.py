@@ -14,6 +14,7 @@ from optimist.errors import (
     OptimistError,
     PreconditionFailed,
     ResourceNotFound,
+    ServiceUnavailable,
     VersionConflict,
 )
 from optimist.etag import EntityTag
@@ -147,3 +148,21 @@ def test_5xx_library_error_shows_nothing_of_its_cause() -> None:
     response = error_response(OptimistError("internal state: secret"))
     assert response.status_code == 500
     assert body(response)["detail"] == INTERNAL_DETAIL
+
+
+def test_service_unavailable_is_a_503_with_retry_after() -> None:
+    """RFC 9110 §15.6.4: the database's outage is a 503 that says when to come back."""
+    response = error_response(ServiceUnavailable("cannot connect", retry_after=4), request())
+    assert (response.status_code, response.headers["retry-after"]) == (503, "4")
+    assert response.headers["content-type"] == PROBLEM
+    assert body(response)["detail"] == (
+        "The database is temporarily unavailable; try again in 4 seconds."
+    )
+
+
+def test_service_unavailable_shows_nothing_of_its_cause() -> None:
+    """Neither the reason nor anything that came with it reaches the client."""
+    secret = "cannot connect to postgresql://root:s3cret@db.internal:5432/app"
+    response = error_response(ServiceUnavailable(secret), request())
+    for hidden in ("s3cret", "db.internal", "cannot connect"):
+        assert hidden not in bytes(response.body).decode()

@@ -26,6 +26,7 @@ __all__ = [
     "postgres_server_url",
     "postgres_url",
     "scratch_database",
+    "terminate_backends",
 ]
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
@@ -44,6 +45,32 @@ async def execute(url: str, *statements: str) -> None:
             await connection.execute(statement)
     finally:
         await connection.close()
+
+
+async def terminate_backends(url: str, where: str = "true") -> list[int]:
+    """End every other session on the database at ``url`` (``where``: a condition on
+    ``pg_stat_activity`` narrowing them) as an administrator would, and wait until
+    they are gone; their process ids.
+    """
+    connection = await asyncpg.connect(_dsn(url), timeout=5)
+    others = (
+        "FROM pg_stat_activity WHERE datname = current_database() "
+        f"AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND ({where})"
+    )
+    try:
+        pids: list[int] = [row["pid"] for row in await connection.fetch(f"SELECT pid {others}")]
+        await connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids
+        )
+        # pg_terminate_backend only signals; a backend leaves when it has ended.
+        async with asyncio.timeout(30):
+            while await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+            ):
+                await asyncio.sleep(0.01)
+    finally:
+        await connection.close()
+    return pids
 
 
 @pytest.fixture(scope="session")

@@ -136,7 +136,7 @@ def on_the_driver(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
         raise AssertionError("a statement ran through SQLAlchemy's execution")
 
     monkeypatch.setattr(_fetch, "all_rows", recorded)
-    monkeypatch.setattr(_fetch, "autocommit", refused)
+    monkeypatch.setattr(_fetch, "committing", refused)
     return ran
 
 

@@ -14,7 +14,7 @@ flows, one with blocking calls and one with awaits, the way httpx drives an
 lives in the flows and is written once:
 
 * here, :func:`send`: every request of every flow goes through it; it sends again what
-  transport lost when that is safe (:func:`resendable`), and waits out a busy server;
+  transport lost, and waits out a busy server, when that is safe (:func:`resendable`);
 * :mod:`~optimist.httpx.responses`: what a response means;
 * :mod:`~optimist.httpx.operations`: the read, create, delete and page flows;
 * :mod:`~optimist.httpx.updates`: the update flow.
@@ -114,7 +114,7 @@ _BUSY = frozenset({429, 503})
 
 
 def resendable(request: httpx.Request) -> bool:
-    """Whether ``request`` may be sent again after a transport failure.
+    """Whether ``request`` may be sent again after a transport failure or a busy answer.
 
     A safe method may (RFC 9110 §9.2.1), and so may a conditional write: if the first
     copy was applied, the second finds the precondition false and is refused (412),
@@ -145,13 +145,16 @@ def send(request: httpx.Request, attempts: Attempts) -> Flow[httpx.Response]:
     """Send ``request``, sending it again after the wait a busy server asks for.
 
     Each wait uses one of ``attempts``; when they run out, or the server asks for
-    longer than the backoff allows, the busy response is returned as it is.
+    longer than the backoff allows, the busy response is returned as it is. So is a
+    busy answer to a request that may not be sent twice (:func:`resendable`): the
+    server may have applied an unconditional write before it answered 503.
     """
     while True:
         response = yield from _exchange(request)
         # RFC 6585 §4 (429) and RFC 9110 §15.6.4 (503): the server is busy and may say,
-        # with Retry-After (§10.2.3), when to come back.
-        if response.status_code in _BUSY:
+        # with Retry-After (§10.2.3), when to come back; only what may apply twice
+        # without harm comes back.
+        if response.status_code in _BUSY and resendable(request):
             delay = attempts.next_delay(response)
             if delay is not None:
                 yield Sleep(delay)

@@ -15,7 +15,18 @@
 * :func:`list_page` / :class:`Listing`: a listing endpoint's step, from the request's
   signed cursor to the page and the next cursor;
 * :func:`where` / :data:`Clause`: a condition as a SQL clause, for statements of the
-  application's own.
+  application's own;
+* :func:`unavailable`: a failure of a statement of the application's own as the
+  :class:`~optimist.errors.ServiceUnavailable` (503) it stands for, if it is one.
+
+A database that cannot serve an operation (it cannot be reached, it ended the
+session, the pool has no free connection, a lock or busy timeout ran out) makes every
+operation of this package raise :class:`~optimist.errors.ServiceUnavailable` with the
+engine's ``retry_after`` (``create_engine(retry_after=...)``, :data:`DEFAULT_RETRY_AFTER`
+seconds by default), never a driver's error; each outage is logged once, on the
+``optimist.sqlalchemy`` logger. A read whose pooled connection turns out dead runs
+again on a fresh one, and so does a write that never left the process; a write the
+server may have received is never sent twice.
 
 The public modules are :mod:`~optimist.sqlalchemy.engine`,
 :mod:`~optimist.sqlalchemy.versioned`, :mod:`~optimist.sqlalchemy.writes`,
@@ -29,6 +40,7 @@ prepared statement on the driver's own connection (:mod:`optimist.sqlalchemy._di
 unless the engine logs or observes its statements.
 """
 
+from optimist.sqlalchemy._availability import DEFAULT_RETRY_AFTER, unavailable
 from optimist.sqlalchemy._sequence import SEQUENCES_TABLE, sequences
 from optimist.sqlalchemy._where import Clause, where
 from optimist.sqlalchemy.clocks import clock_of, create_clocked, delete_clocked, update_clocked
@@ -53,6 +65,7 @@ from optimist.sqlalchemy.versioned import (
 from optimist.sqlalchemy.writes import Guard, Scope, create, delete, find, get, update
 
 __all__ = [
+    "DEFAULT_RETRY_AFTER",
     "SEQUENCES_TABLE",
     "SQLITE_BEGIN",
     "Bind",
@@ -80,6 +93,7 @@ __all__ = [
     "sequences",
     "sha256_tag",
     "transaction",
+    "unavailable",
     "update",
     "update_clocked",
     "versioned_table",

@@ -26,14 +26,25 @@ SQLAlchemy instead when the fast path steps aside, which it does when:
   which only SQLAlchemy's execution layer calls, or a ``schema_translate_map``, which
   it applies to the SQL as it executes;
 * a result column's key differs from its name;
-* the database refuses the statement (a constraint, a lock timeout): the statement
-  changed nothing, being a transaction of its own, so running it again through
-  SQLAlchemy yields the refusal as SQLAlchemy's typed error.
+* the database refuses the statement (a constraint, a value): the statement changed
+  nothing, being a transaction of its own, so running it again through SQLAlchemy
+  yields the refusal as SQLAlchemy's typed error.
 
-A connection that fails in any other way (it was closed, the task was cancelled while
-the driver worked) is invalidated, never returned to the pool, and the error raised as
-:class:`sqlalchemy.exc.DBAPIError` with ``connection_invalidated`` set: whether such a
-write reached the database is unknown, so it is not run again.
+A database that cannot serve the statement raises
+:class:`~optimist.errors.ServiceUnavailable` (:mod:`optimist.sqlalchemy._availability`):
+one that cannot be reached, a pool with no free connection, a lock or statement
+timeout, SQLite's busy timeout run out (not run again through SQLAlchemy: it would
+wait as long once more).
+
+A connection that dies under a statement (a backend terminated, a server restarted)
+is invalidated with every connection pooled before it, as SQLAlchemy does on a
+disconnect, and the statement runs once more on a fresh connection if that is safe: a
+read always; a write only if it was never sent (asyncpg refuses a connection it knows
+is closed before it sends a byte). Otherwise whether the write reached the database
+is unknown, so it is not run again: a ServiceUnavailable. A connection that fails in a
+way nobody recognises, or whose task was cancelled while the driver worked, is
+invalidated too, never returned to the pool; such an error is raised as
+:class:`sqlalchemy.exc.DBAPIError`.
 """
 
 from __future__ import annotations
@@ -52,9 +63,12 @@ from sqlalchemy import Executable
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
+
+from optimist.sqlalchemy._availability import Failure, failure, report, succeeded
 
 __all__ = ["DRIVERS", "INDIRECT", "PLANS", "Indirect", "all_rows"]
 
@@ -209,8 +223,8 @@ async def all_rows(
     results = _RESULTS.get(sync, {}).get(plan.sql)
     if write and sync.dialect.name == "sqlite":
         async with _writing(sync):
-            return await _run(engine, plan, arguments, results)
-    return await _run(engine, plan, arguments, results)
+            return await _run(engine, plan, arguments, results, write)
+    return await _run(engine, plan, arguments, results, write)
 
 
 async def _run(
@@ -218,28 +232,35 @@ async def _run(
     plan: _Plan,
     arguments: list[Any],
     results: tuple[_Processor, ...] | None,
+    write: bool,
 ) -> list[dict[str, Any]] | Literal[Indirect.INDIRECT]:
     sync = engine.sync_engine
-    proxied = await engine.raw_connection()
-    try:
-        rows, codes = await _fetch(proxied.driver_connection, plan, arguments, results is None)
-    except _refusals():
-        # Refused by the database: nothing was written. A server that ended the
-        # session as it refused (an administrator's shutdown) leaves a closed connection.
-        if _closed(proxied.driver_connection):
-            proxied.invalidate()
-            proxied.close()
-        else:
-            await greenlet_spawn(proxied.close)
-        return INDIRECT
-    except BaseException as error:
-        # Closed, or cancelled mid-statement: the connection's state is unknown.
-        proxied.invalidate(error if isinstance(error, Exception) else None)
-        proxied.close()
-        if isinstance(error, Exception):
-            raise DBAPIError(plan.sql, arguments, error, connection_invalidated=True) from error
-        raise
+    resent = False
+    while True:
+        try:
+            proxied = await engine.raw_connection()
+        except Exception as error:
+            found = failure(error, connecting=True)
+            if found is None:
+                raise
+            raise report(sync, found, error) from error
+        connection = proxied.driver_connection
+        try:
+            rows, codes = await _fetch(connection, plan, arguments, results is None)
+            break
+        except BaseException as error:
+            found = await _failed(sync, proxied, connection, error)
+            if found is None:
+                if not isinstance(error, Exception):
+                    raise
+                if isinstance(error, _refusals()):
+                    return INDIRECT
+                raise DBAPIError(plan.sql, arguments, error) from error
+            if resent or not (found.unsent if write else found.lost):
+                raise report(sync, found, error) from error
+            resent = True
     await greenlet_spawn(proxied.close)
+    succeeded(sync)
     if results is None:
         results = _results(sync, plan, codes)
     keyed = tuple(zip(plan.keys, results, strict=True))
@@ -266,6 +287,38 @@ async def _fetch(
         codes = [attribute.type.oid for attribute in prepared.get_attributes()]
         return await prepared.fetch(*arguments), codes
     return await connection.fetch(plan.sql, *arguments), ()
+
+
+async def _failed(
+    engine: Engine, proxied: PoolProxiedConnection, connection: Any, error: BaseException
+) -> Failure | None:
+    """Return the connection a statement failed on to the pool, or discard it; the
+    failure of the database ``error`` is, if it is one.
+
+    A refusal leaves the connection sound: it goes back to the pool. A connection that
+    died, or whose state is unknown (a cancelled task, an error nobody recognises), is
+    invalidated; one that died takes every connection pooled before it along (what
+    ended it, a restart or an administrator, ended them too).
+    """
+    if not isinstance(error, Exception):
+        # Cancelled mid-statement: the connection's state is unknown.
+        proxied.invalidate()
+        proxied.close()
+        return None
+    found = failure(error)
+    if _closed(connection):
+        # The server may have ended the session as it refused (an administrator's
+        # shutdown): the connection is gone whatever the error says.
+        found = found if found is not None and found.lost else Failure("connection lost", lost=True)
+    if found is not None and found.lost:
+        engine.pool._invalidate(proxied, error)
+        proxied.close()
+    elif isinstance(error, _refusals()):
+        await greenlet_spawn(proxied.close)
+    else:
+        proxied.invalidate(error)
+        proxied.close()
+    return found
 
 
 def _writing(engine: Engine) -> asyncio.Lock:

@@ -21,6 +21,13 @@ a statement changed nothing, and running it again through SQLAlchemy yields the
 refusal as SQLAlchemy's typed error to translate; on PostgreSQL it also aborts a
 caller's transaction. A SQLite write on the fast path first waits for this process's
 other writers on the engine (see :func:`~optimist.sqlalchemy._direct.all_rows`).
+
+A database that cannot serve the statement raises
+:class:`~optimist.errors.ServiceUnavailable` (:mod:`optimist.sqlalchemy._availability`),
+on either path. Given an engine, a statement whose pooled connection turns out dead
+runs once more on a fresh connection where that is safe: a read always, a write only
+when it never left this process. A write the server may have received is never sent
+twice: it may have committed.
 """
 
 from __future__ import annotations
@@ -32,10 +39,11 @@ from sqlalchemy import Executable
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from optimist.sqlalchemy._availability import Translation
 from optimist.sqlalchemy._direct import INDIRECT, all_rows
 from optimist.sqlalchemy._integrity import translate
 from optimist.sqlalchemy._statements import Prepared
-from optimist.sqlalchemy.engine import Bind, autocommit
+from optimist.sqlalchemy.engine import Bind, committing
 from optimist.sqlalchemy.versioned import Versioned
 
 __all__ = ["fetch"]
@@ -61,12 +69,20 @@ async def fetch(
             rows = await all_rows(bind, statement, parameters, write=writes is not None)
             if rows is not INDIRECT:
                 return rows
-    async with autocommit(bind, read=writes is None) as connection:
-        try:
-            result = await connection.execute(statement, parameters)
-        except DBAPIError as error:
-            translated = None if writes is None else translate(error, writes, values or {})
-            if translated is None:
-                raise
-            raise translated from error
-        return [dict(row) for row in result.mappings()]
+    with Translation(bind) as translation:
+        while True:
+            try:
+                async with committing(bind, translation, read=writes is None) as connection:
+                    try:
+                        result = await connection.execute(statement, parameters)
+                    except DBAPIError as error:
+                        translated = (
+                            None if writes is None else translate(error, writes, values or {})
+                        )
+                        if translated is None:
+                            raise
+                        raise translated from error
+                    return [dict(row) for row in result.mappings()]
+            except DBAPIError as error:
+                if not translation.resend(error, write=writes is not None):
+                    raise

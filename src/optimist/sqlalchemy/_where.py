@@ -127,8 +127,9 @@ def where(versioned: Versioned, condition: Condition) -> Clause:
         case UnmodifiedSince():
             # RFC 9110 §13.1.4: one-second resolution, compared as an exclusive bound
             # on the full-precision column (the column is never NULL, so the field is
-            # never ignored here).
-            return versioned.updated_at < condition.before
+            # never ignored here). No bound: the date is past every storable time.
+            before = condition.before
+            return True if before is None else versioned.updated_at < before
         case Not(condition=inner):
             compiled = where(versioned, inner)
             return not compiled if isinstance(compiled, bool) else not_(compiled)

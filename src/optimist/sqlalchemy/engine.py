@@ -36,11 +36,26 @@ request; a connection in steady use has just proved itself alive, and one that f
 anyway makes SQLAlchemy invalidate the whole pool. Any keyword overrides these
 (``pool_pre_ping=True`` included).
 
+On asyncpg a connection is also refused at checkout when the driver knows it is closed
+(a backend terminated, a server restarted while the connection sat in the pool): a
+test of a flag, no round trip. The pool then recycles every connection older than
+that moment (SQLAlchemy's ``invalidate_pool``), so that a restart costs no request its
+answer. Connecting gives up after :data:`POSTGRES_CONNECT_TIMEOUT` seconds (asyncpg's
+``timeout``; ``connect_args`` may say otherwise).
+
 Work that is one statement (a read of one row, a conditional ``UPDATE … RETURNING``)
 is atomic by itself and needs no transaction around it: :func:`autocommit` runs it
 without BEGIN and COMMIT, one round trip on PostgreSQL instead of three, and on SQLite
 without the ``BEGIN`` statement (a single write statement takes the write lock
 itself, waiting out the busy timeout, and has nothing to upgrade).
+
+A database that cannot serve the work (unreachable, restarting, a pool with no free
+connection, a lock not granted within the busy or lock timeout) raises
+:class:`~optimist.errors.ServiceUnavailable` from :func:`autocommit` and
+:func:`transaction`, as from every operation of this package, whose ``retry_after`` is
+the engine's (``create_engine(retry_after=...)``, :data:`DEFAULT_RETRY_AFTER` seconds
+by default); :mod:`optimist.sqlalchemy._availability` tells such failures from others
+and logs each outage once.
 """
 
 from __future__ import annotations
@@ -53,11 +68,15 @@ from typing import Any, Final, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 
+from optimist.sqlalchemy._availability import DEFAULT_RETRY_AFTER, Translation, configure
+
 __all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "POSTGRES_CONNECT_TIMEOUT",
     "POSTGRES_IDLE_PING",
     "POSTGRES_POOL",
     "SQLITE_BEGIN",
@@ -95,6 +114,9 @@ POSTGRES_POOL: Final[dict[str, Any]] = {
 #: Seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout.
 POSTGRES_IDLE_PING: Final = 10.0
 
+#: Seconds asyncpg tries to connect before the attempt fails (and the request is a 503).
+POSTGRES_CONNECT_TIMEOUT: Final = 5.0
+
 _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 # Execution option of the engine behind autocommit() on SQLite: no BEGIN at all.
 _NO_BEGIN: Final = "optimist_sqlite_no_begin"
@@ -108,12 +130,14 @@ def create_engine(
     *,
     busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     idle_ping: float | None = POSTGRES_IDLE_PING,
+    retry_after: int = DEFAULT_RETRY_AFTER,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine for ``url`` configured as this module's docstring describes.
 
     ``busy_timeout`` (seconds) applies to SQLite only, ``idle_ping`` (seconds, None: never)
-    to PostgreSQL only; ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine`
+    to PostgreSQL only; ``retry_after`` (seconds) is what a 503 of this engine asks a
+    client to wait. ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine`
     and win over the defaults.
     """
     parsed = make_url(url)
@@ -124,13 +148,18 @@ def create_engine(
         kwargs.setdefault("pool_reset_on_return", None)
         engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, busy_timeout)
-        return engine
-    if backend == "postgresql":
+    elif backend == "postgresql":
+        if parsed.get_driver_name() == "asyncpg":
+            kwargs["connect_args"] = {
+                "timeout": POSTGRES_CONNECT_TIMEOUT,
+                **kwargs.get("connect_args", {}),
+            }
         engine = create_async_engine(parsed, **{**POSTGRES_POOL, **kwargs})
-        if idle_ping is not None:
-            _ping_when_idle(engine, idle_ping)
-        return engine
-    return create_async_engine(parsed, **kwargs)
+        _check_at_checkout(engine, idle_ping)
+    else:
+        engine = create_async_engine(parsed, **kwargs)
+    configure(engine, retry_after)
+    return engine
 
 
 def _derived(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:
@@ -158,19 +187,11 @@ async def autocommit(bind: Bind, *, read: bool = False) -> AsyncIterator[AsyncCo
     Given an engine, a connection of its own on which each statement commits as it
     completes: no BEGIN, no COMMIT (see this module's docstring). Given a connection,
     :func:`transaction` on it (``read`` as there): a caller's transaction is joined.
+    A database that cannot serve the work raises ServiceUnavailable.
     """
-    if not isinstance(bind, AsyncEngine):
-        async with transaction(bind, read=read) as connection:
+    with Translation(bind) as translation:
+        async with committing(bind, translation, read=read) as connection:
             yield connection
-        return
-    if bind.dialect.name == "sqlite":
-        # The driver is in autocommit mode already (see _configure_sqlite): only the
-        # BEGIN that on_begin would emit is left out.
-        committing = _derived(bind, "autocommit", **{_NO_BEGIN: True})
-    else:
-        committing = _derived(bind, "autocommit", isolation_level="AUTOCOMMIT")
-    async with committing.begin() as connection:
-        yield connection
 
 
 @asynccontextmanager
@@ -180,10 +201,45 @@ async def transaction(bind: Bind, *, read: bool = False) -> AsyncIterator[AsyncC
     Given an engine, a connection of its own. Given a connection already in a
     transaction, that transaction: the caller commits. Given a connection outside one,
     a transaction on it that ends with the block. On SQLite a ``read`` transaction of
-    its own starts with a deferred BEGIN: it takes no write lock.
+    its own starts with a deferred BEGIN: it takes no write lock. A database that
+    cannot serve the work raises ServiceUnavailable.
     """
+    with Translation(bind) as translation:
+        async with _transaction(bind, translation, read=read) as connection:
+            yield connection
+
+
+@asynccontextmanager
+async def committing(
+    bind: Bind, translation: Translation, *, read: bool = False
+) -> AsyncIterator[AsyncConnection]:
+    """:func:`autocommit` without its translation, marking ``translation`` once connected.
+
+    For :mod:`optimist.sqlalchemy._fetch`, which decides itself whether a statement
+    whose connection failed runs again.
+    """
+    if not isinstance(bind, AsyncEngine):
+        async with _transaction(bind, translation, read=read) as connection:
+            yield connection
+        return
+    if bind.dialect.name == "sqlite":
+        # The driver is in autocommit mode already (see _configure_sqlite): only the
+        # BEGIN that on_begin would emit is left out.
+        derived = _derived(bind, "autocommit", **{_NO_BEGIN: True})
+    else:
+        derived = _derived(bind, "autocommit", isolation_level="AUTOCOMMIT")
+    async with derived.begin() as connection:
+        translation.connected = True
+        yield connection
+
+
+@asynccontextmanager
+async def _transaction(
+    bind: Bind, translation: Translation, *, read: bool
+) -> AsyncIterator[AsyncConnection]:
     if isinstance(bind, AsyncEngine):
         async with (reading(bind) if read else bind).begin() as connection:
+            translation.connected = True
             yield connection
     elif bind.in_transaction():
         yield bind
@@ -247,13 +303,19 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:
     event.listen(engine.sync_engine, "reset", on_reset)
 
 
-def _ping_when_idle(engine: AsyncEngine, idle_ping: float) -> None:
-    """Ping a pooled connection at checkout if it sat unused longer than ``idle_ping`` s.
+def _check_at_checkout(engine: AsyncEngine, idle_ping: float | None) -> None:
+    """Refuse a pooled connection at checkout that asyncpg knows is closed, and ping one
+    that sat unused longer than ``idle_ping`` seconds (None: never).
 
     A dead one is replaced: DisconnectionError from a checkout listener makes the pool
     discard the connection and check out another (SQLAlchemy's "pessimistic" recipe).
+    Its subclass InvalidatePoolError also recycles the connections pooled before it:
+    what closed one (a restart, an administrator) closed them too.
     """
     dialect = engine.dialect
+    flagged = dialect.driver == "asyncpg"
+    if not flagged and idle_ping is None:
+        return
 
     def on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
         record.info[_IDLE_SINCE] = time.monotonic()
@@ -262,7 +324,10 @@ def _ping_when_idle(engine: AsyncEngine, idle_ping: float) -> None:
         dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
     ) -> None:
         since = record.info.pop(_IDLE_SINCE, None)
-        if since is None or time.monotonic() - since < idle_ping:
+        driver = record.driver_connection
+        if flagged and driver is not None and driver.is_closed():
+            raise InvalidatePoolError("a pooled connection was closed while it sat idle")
+        if idle_ping is None or since is None or time.monotonic() - since < idle_ping:
             return
         try:
             alive = dialect.do_ping(dbapi_connection)
@@ -271,7 +336,7 @@ def _ping_when_idle(engine: AsyncEngine, idle_ping: float) -> None:
                 raise
             alive = False
         if not alive:
-            raise DisconnectionError("a pooled connection was closed while it sat idle")
+            raise InvalidatePoolError("a pooled connection did not answer a ping")
 
     event.listen(engine.sync_engine, "checkin", on_checkin)
     event.listen(engine.sync_engine, "checkout", on_checkout)

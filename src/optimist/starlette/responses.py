@@ -4,8 +4,9 @@ Every error is answered as ``application/problem+json`` (RFC 9457). A library er
 problem is worded by the request's bound profile when there is one
 (:func:`~optimist.starlette.bound_request`), so that a store's 412 reads like the
 route's own, and by the request's clock state when If-Match was no vector clock; a
-412 carries the current ETag, a 304 its validators and no body, and a 5xx shows
-nothing of its cause.
+412 carries the current ETag, a 304 its validators and no body. A 5xx shows nothing
+of its cause, but for :class:`~optimist.errors.ServiceUnavailable`: a 503 that says the
+database is unavailable and, in ``Retry-After``, when to try again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Final
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from optimist.errors import NotModified, OptimistError, PreconditionFailed
+from optimist.errors import NotModified, OptimistError, PreconditionFailed, ServiceUnavailable
 from optimist.etag import EntityTag
 from optimist.problem import MEDIA_TYPE, Problem, from_error
 from optimist.starlette._fields import NOT_MODIFIED_FIELDS, set_etag
@@ -74,10 +75,14 @@ def error_response(error: OptimistError, request: HTTPConnection | None = None) 
     The problem comes from the request's :class:`~optimist.starlette.ConditionalRequest`
     when one is bound, so a store's 412 reads like the route's own; any 412 of a request
     whose If-Match was no vector clock says so (:data:`~optimist.starlette.INVALID_CLOCK_DETAIL`);
-    a 5xx never shows its detail.
+    a 5xx never shows its detail, and a 503 for an unavailable database says only that.
     """
     if isinstance(error, NotModified):
         return not_modified(error.current_etag, headers=error.headers)
+    if isinstance(error, ServiceUnavailable):
+        # RFC 9110 §15.6.4: a temporary condition; §10.2.3: Retry-After says when it may
+        # be over. The problem names the dependency and the wait, never the cause.
+        return problem_response(from_error(error), {"Retry-After": str(error.retry_after)})
     bound = bound_request(request) if request is not None else None
     problem = bound.problem(error) if bound is not None else from_error(error)
     if (
