@@ -30,6 +30,8 @@ from optimist.errors import (
     PreconditionRequired,
     ResourceExists,
     ResourceNotFound,
+    ResponseError,
+    ServiceUnavailable,
     TamperedToken,
     VersionConflict,
 )
@@ -71,6 +73,8 @@ __all__ = [
     "ResourceExists",
     "ResourceNotFound",
     "ResourceState",
+    "ResponseError",
+    "ServiceUnavailable",
     "SignedPayload",
     "TagMatch",
     "TamperedToken",
