@@ -16,10 +16,17 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_healthz_answers_ok_with_the_node(service: Service) -> None:
-    """GET /healthz checks the database and names the node."""
+    """GET /healthz says the process is alive and names the node and the worker."""
     response = await service.client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "node_id": "test-node", "worker": os.getpid()}
+
+
+async def test_readyz_answers_ready_when_the_database_reads(service: Service) -> None:
+    """GET /readyz reads the database and says ready, naming the node and the worker."""
+    response = await service.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "node_id": "test-node", "worker": os.getpid()}
 
 
 async def test_unknown_path_is_a_problem(service: Service) -> None:

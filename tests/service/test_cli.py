@@ -37,3 +37,22 @@ def test_bad_node_id_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> Non
         main(["serve", "--node-id", "no spaces allowed"])
     assert stopped.value.code == 2
     assert "node id" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--head-timeout", "0"],
+        ["--body-timeout", "-1"],
+        ["--idle-timeout", "nan"],
+        ["--ready-timeout", "0"],
+        ["--max-connections", "0"],
+    ],
+    ids=lambda option: option[0],
+)
+def test_bad_limit_is_a_usage_error(option: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """A timeout or a cap out of range stops with exit status 2 before anything runs."""
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", *option])
+    assert stopped.value.code == 2
+    assert option[0].removeprefix("--").replace("-", "_") in capsys.readouterr().err

@@ -37,6 +37,11 @@ def test_environment_round_trips() -> None:
         demo_data=False,
         cursor_max_age=timedelta(minutes=5),
         csrf_max_age=timedelta(minutes=10),
+        head_timeout=1.5,
+        body_timeout=20,
+        idle_timeout=0.25,
+        max_connections=7,
+        ready_timeout=3,
     )
     assert Settings.from_environment(settings.to_environment()) == settings
 
@@ -54,3 +59,38 @@ def test_bad_max_ages_are_refused(variable: str, value: str) -> None:
     """Token ages must be positive numbers of seconds."""
     with pytest.raises(ValueError):  # noqa: PT011 - float() and the check say different things
         Settings.from_environment({variable: value, "OPTIMIST_NODE_ID": "n"})
+
+
+def test_server_limits_have_their_documented_defaults() -> None:
+    """Unset, the head, body, idle and ready timeouts and the cap are docs/service.md's."""
+    settings = Settings.from_environment({"OPTIMIST_NODE_ID": "n"})
+    assert (
+        settings.head_timeout,
+        settings.body_timeout,
+        settings.idle_timeout,
+        settings.max_connections,
+        settings.ready_timeout,
+    ) == (10, 30, 5, 1000, 2)
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "OPTIMIST_HEAD_TIMEOUT",
+        "OPTIMIST_BODY_TIMEOUT",
+        "OPTIMIST_IDLE_TIMEOUT",
+        "OPTIMIST_READY_TIMEOUT",
+    ],
+)
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
+def test_bad_timeouts_are_refused(variable: str, value: str) -> None:
+    """A timeout must be a positive, finite number of seconds."""
+    with pytest.raises(ValueError):  # noqa: PT011 - float() and the check say different things
+        Settings.from_environment({variable: value, "OPTIMIST_NODE_ID": "n"})
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "1.5"])
+def test_bad_connection_caps_are_refused(value: str) -> None:
+    """The connection cap is a whole number of at least one."""
+    with pytest.raises(ValueError):  # noqa: PT011 - int() and the check say different things
+        Settings.from_environment({"OPTIMIST_MAX_CONNECTIONS": value, "OPTIMIST_NODE_ID": "n"})

@@ -7,14 +7,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-__all__ = ["ROOT", "Server", "free_port", "optimist_command", "serving"]
+__all__ = [
+    "ROOT",
+    "Server",
+    "free_port",
+    "optimist_command",
+    "optimist_serving",
+    "read_until_closed",
+    "serving",
+    "wait_until",
+]
 
 #: The project root: the ``tests`` package and ``bench`` are importable from it.
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,11 +65,13 @@ def serving(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 60,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[Server]:
     """Run ``command`` until the ``with`` ends, once GET ``ready`` answers 200.
 
     ``PYTHONPATH`` gains the project root, so a server can import test apps. The
     process is stopped with SIGTERM, as an operator would, and its exit awaited.
+    ``preexec_fn`` runs in the child before the command (e.g. to set a resource limit).
     """
     environment = {
         **os.environ,
@@ -69,7 +80,12 @@ def serving(
     }
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            list(command), env=environment, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT
+            list(command),
+            env=environment,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,  # noqa: PLW1509 - sets a resource limit, no threads involved
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
@@ -91,3 +107,62 @@ def serving(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+#: The environment of a test's ``optimist serve``: no variable of the test runner's own.
+_SERVE_ENV = {
+    "OPTIMIST_DATABASE_URL": "",
+    "OPTIMIST_SECRET_KEY": "test-secret",
+    "OPTIMIST_NODE_ID": "test-node",
+    "OPTIMIST_DEMO_DATA": "0",
+}
+
+
+@contextmanager
+def optimist_serving(
+    directory: Path,
+    *arguments: str,
+    env: Mapping[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+    ready: str = "/readyz",
+) -> Iterator[Server]:
+    """``optimist serve`` on a free port, run in ``directory`` (its SQLite database there
+    unless ``arguments`` name another), logging to ``directory / "serve.log"``."""
+    port = free_port()
+    command = optimist_command("serve", "--port", str(port), *arguments)
+    environment = {**_SERVE_ENV, **(env or {})}
+    log = directory / "serve.log"
+    with serving(
+        command, port=port, log=log, ready=ready, env=environment, cwd=directory,
+        preexec_fn=preexec_fn,
+    ) as server:  # fmt: skip
+        yield server
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 60, what: str = "") -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds, a generous bound
+    that only a broken server reaches, never a slow machine."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what or condition}")
+        time.sleep(0.05)
+
+
+def read_until_closed(connection: socket.socket, *, timeout: float = 60) -> bytes:
+    """Everything the server sends on ``connection`` until it closes it (a reset counts).
+
+    Fails if the server keeps the connection open for ``timeout`` seconds.
+    """
+    received = b""
+    connection.settimeout(timeout)
+    while True:
+        try:
+            chunk = connection.recv(65536)
+        except ConnectionResetError:
+            return received
+        except TimeoutError:
+            raise AssertionError(f"the server kept the connection open for {timeout} s") from None
+        if not chunk:
+            return received
+        received += chunk

@@ -1,22 +1,22 @@
 """The reference service's ASGI application: the three seed APIs on the optimist library.
 
-``create_app`` is the factory uvicorn imports in every worker; the lifespan migrates
-the database if needed and builds the process's :class:`~optimist.service.runtime.Runtime`.
+``create_app`` builds the application; the lifespan migrates the database if needed and
+builds the process's :class:`~optimist.service.runtime.Runtime`. ``optimist serve``
+serves it through :func:`optimist.service.server.served_app`, which adds the server's
+guards around it.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
 
 import optimist
 from optimist.fastapi import HeadMiddleware, install_problem_handlers
-from optimist.service import admin, projects, sessions
-from optimist.service.runtime import RuntimeDep, prepare, start
+from optimist.service import admin, health, projects, sessions
+from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
 from optimist.starlette import VectorClockMiddleware
 
@@ -46,13 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(VectorClockMiddleware, defer=True, paths=("/v1/tests/sessions",))
     app.add_middleware(HeadMiddleware)
 
-    @app.get("/healthz", tags=["health"], summary="Liveness and database reachability")
-    async def healthz(runtime: RuntimeDep) -> dict[str, str | int]:
-        async with runtime.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-        # The worker's process id tells operators (and tests) which worker answered.
-        return {"status": "ok", "node_id": runtime.node_id, "worker": os.getpid()}
-
+    app.include_router(health.router)
     app.include_router(admin.router)
     app.include_router(projects.router)
     app.include_router(sessions.router)

@@ -13,11 +13,49 @@ import os
 import sys
 from collections.abc import Sequence
 
-import uvicorn
-
-from optimist.service.settings import Settings
+from optimist.service.settings import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READY_TIMEOUT,
+    Settings,
+)
 
 __all__ = ["main"]
+
+#: Options of ``serve`` that are settings: option → (type, help); the variable and the
+#: default are the settings' own.
+_LIMITS: dict[str, tuple[type[float] | type[int], str]] = {
+    "head_timeout": (
+        float,
+        "seconds a client may take to send a request's line and header fields; "
+        f"then 408 and the connection is closed (env OPTIMIST_HEAD_TIMEOUT; "
+        f"default {DEFAULT_HEAD_TIMEOUT:g})",
+    ),
+    "body_timeout": (
+        float,
+        "seconds a request body may take to arrive in full, counted from its head; "
+        f"then 408 and the connection is closed (env OPTIMIST_BODY_TIMEOUT; "
+        f"default {DEFAULT_BODY_TIMEOUT:g})",
+    ),
+    "idle_timeout": (
+        float,
+        "seconds a connection may wait for its first or next request (keep-alive) before "
+        f"it is closed (env OPTIMIST_IDLE_TIMEOUT; default {DEFAULT_IDLE_TIMEOUT:g})",
+    ),
+    "max_connections": (
+        int,
+        "open connections per worker process; one more is answered 503 with Retry-After "
+        "and closed; lowered at start to fit the open-file limit "
+        f"(env OPTIMIST_MAX_CONNECTIONS; default {DEFAULT_MAX_CONNECTIONS})",
+    ),
+    "ready_timeout": (
+        float,
+        "seconds /readyz waits for the database before it answers 503 "
+        f"(env OPTIMIST_READY_TIMEOUT; default {DEFAULT_READY_TIMEOUT:g})",
+    ),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
         help="do not fill a fresh database with the demo data (env OPTIMIST_DEMO_DATA=0)",
     )
     database_option(serve)
+    limits = serve.add_argument_group("timeouts and limits")
+    for name, (kind, text) in _LIMITS.items():
+        metavar = "N" if kind is int else "SECONDS"
+        limits.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, help=text)
 
     migrate = commands.add_parser("migrate", help="apply the schema migrations and exit")
     migrate.add_argument("--no-demo-data", action="store_true")
@@ -66,17 +108,25 @@ def _settings(arguments: argparse.Namespace) -> Settings:
         changes["node_id"] = arguments.node_id
     if arguments.no_demo_data:
         changes["demo_data"] = False
+    for name in _LIMITS:
+        value = getattr(arguments, name, None)
+        if value is not None:
+            changes[name] = value
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``optimist`` command."""
-    from optimist.service.app import prepare  # noqa: PLC0415 - keeps --help fast
+    # Imported here: --help stays fast.
+    from optimist.service.app import prepare  # noqa: PLC0415
+    from optimist.service.server import fit_connections, serve  # noqa: PLC0415
 
     parser = _parser()
     arguments = parser.parse_args(argv)
     try:
         settings = _settings(arguments)
+        if arguments.command == "serve":
+            settings = fit_connections(settings)
     except ValueError as error:
         parser.error(str(error))
     os.environ.update(settings.to_environment())
@@ -85,12 +135,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"optimist: database {state} ({settings.database_url})", file=sys.stderr)
     if arguments.command == "migrate":
         return
-    uvicorn.run(
-        "optimist.service.app:create_app",
-        factory=True,
-        host=arguments.host,
-        port=arguments.port,
-        workers=arguments.workers,
-        access_log=True,
-        timeout_graceful_shutdown=10,
-    )
+    serve(settings, host=arguments.host, port=arguments.port, workers=arguments.workers)
