@@ -7,8 +7,9 @@
     python3 dev.py bench [args]      run the benchmarks and rewrite docs/benchmarks.md
                                      (args → python -m bench; --help lists them)
 
-Needs only Python ≥ 3.11. The environment lives in .venv and is reinstalled when
-pyproject.toml changes. `test` also keeps .venv-core: optimist installed without extras,
+Needs only Python ≥ 3.11. The environment lives in .venv: `serve` installs only what the
+service needs, `test` and `bench` add their tools; each reinstalls when pyproject.toml
+changes. `test` also keeps .venv-core: optimist installed without extras,
 with only the test tools, where tests/core runs to show that the core needs nothing but
 the standard library. It takes pytest's options from args, and of the paths in args those
 in tests/core (all of tests/core when args name no path); args naming only paths elsewhere
@@ -28,7 +29,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
-STAMP = VENV / ".optimist-installed"
 CORE_VENV = ROOT / ".venv-core"
 CORE_BIN = CORE_VENV / ("Scripts" if os.name == "nt" else "bin")
 CORE_TESTS = ROOT / "tests" / "core"
@@ -66,11 +66,21 @@ def run(*command: str | Path, success: tuple[int, ...] = (0,)) -> None:
         sys.exit(result.returncode)
 
 
-def ensure_environment() -> None:
-    """Create .venv and install the project with its extras, unless already current."""
+#: What each command installs into .venv (extras of optimist-http), said as it starts.
+NEEDS = {
+    "serve": ("service", "what the service needs (FastAPI, SQLAlchemy, uvicorn, drivers)"),
+    "test": ("dev", "the service and the development tools (pytest, mypy, ruff...)"),
+    "bench": ("dev,bench", "the development and benchmark tools"),
+}
+
+
+def ensure_environment(command: str) -> None:
+    """Create .venv and install what ``command`` needs, unless already current."""
     if sys.version_info < (3, 11):
         sys.exit(f"optimist needs Python >= 3.11; this is {sys.version.split()[0]}")
-    install(VENV, "optimist and its development tools", "-e", ".[dev]")
+    extras, what = NEEDS[command]
+    # Serving is what a newcomer runs first: pip shows what it fetches as it goes.
+    install(VENV, what, "-e", f".[{extras}]", stamp=extras, quiet=command != "serve")
 
 
 def ensure_core_environment() -> None:
@@ -81,19 +91,22 @@ def ensure_core_environment() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     dev = project["project"]["optional-dependencies"]["dev"]
     tools = [req for req in dev if re.split(r"[^\w.-]", req, maxsplit=1)[0] in CORE_TEST_TOOLS]
-    install(CORE_VENV, "optimist without extras and the core's test tools", "-e", ".", *tools)
+    install(
+        CORE_VENV, "optimist without extras and the core's test tools", "-e", ".", *tools,
+        stamp="core", quiet=True,
+    )  # fmt: skip
     (core,) = (c for c in project["tool"]["importlinter"]["contracts"] if c["id"] == "core")
     frameworks = [name for name in core["forbidden_modules"] if "." not in name]
     run(CORE_BIN / "python", "-c", FIND_PACKAGES, *frameworks)
 
 
-def install(environment: Path, what: str, *requirements: str) -> None:
+def install(environment: Path, what: str, *requirements: str, stamp: str, quiet: bool) -> None:
     """Create ``environment`` and pip-install ``requirements`` into it, unless done since
-    pyproject.toml last changed."""
-    stamp = environment / ".optimist-installed"
+    pyproject.toml last changed (``stamp`` names that set of requirements)."""
+    done = environment / f".optimist-installed-{stamp}"
     python = environment / ("Scripts" if os.name == "nt" else "bin") / "python"
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
+    if done.exists() and done.read_text() == wanted:
         return
     if not python.exists():
         print(f"creating {environment.name}", flush=True)
@@ -106,11 +119,13 @@ def install(environment: Path, what: str, *requirements: str) -> None:
             )
     print(f"installing {what} into {environment.name}", flush=True)
     run(python, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(python, "-m", "pip", "install", "--quiet", *requirements)
-    stamp.write_text(wanted)
+    loud = ["--quiet"] if quiet else ["--progress-bar", "off"]
+    run(python, "-m", "pip", "install", *loud, *requirements)
+    done.write_text(wanted)
 
 
 def serve(args: list[str]) -> None:
+    print("starting optimist serve (options: python3 dev.py serve --help)", flush=True)
     os.execv(BIN / "optimist", [str(BIN / "optimist"), "serve", *args])
 
 
@@ -164,13 +179,6 @@ def test(args: list[str]) -> None:
 
 
 def bench(args: list[str]) -> None:
-    # The bench extra (matplotlib, uvloop and httptools, py-spy) is installed only here.
-    stamp = VENV / ".optimist-bench-installed"
-    wanted = STAMP.read_text()
-    if not stamp.exists() or stamp.read_text() != wanted:
-        print("installing the benchmark tools into .venv", flush=True)
-        run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev,bench]")
-        stamp.write_text(wanted)
     run(BIN / "python", "-m", "bench", *args)
 
 
@@ -180,7 +188,7 @@ COMMANDS = {"serve": serve, "test": test, "bench": bench}
 def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.exit(__doc__)
-    ensure_environment()
+    ensure_environment(sys.argv[1])
     COMMANDS[sys.argv[1]](sys.argv[2:])
 
 
