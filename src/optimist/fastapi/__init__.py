@@ -11,8 +11,10 @@ OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
   that GET routes answer HEAD (fastapi/fastapi#1773).
 * :mod:`~optimist.fastapi.handlers`: :func:`install_problem_handlers`, every error as
   problem details, FastAPI's validation errors as 422 with ``invalid_params``.
-* :mod:`~optimist.fastapi.openapi`: :func:`problem_responses` and
-  :func:`document_problems`, the problems and precondition headers in ``/openapi.json``.
+* :mod:`~optimist.fastapi.openapi`: :func:`problem_responses`,
+  :func:`representation_responses`, :func:`required_header` and
+  :func:`document_problems`: the problems, precondition headers, ETags, Locations and
+  the links from a representation to its conditional writes in ``/openapi.json``.
 """
 
 from optimist.fastapi.dependencies import conditional
@@ -23,6 +25,8 @@ from optimist.fastapi.openapi import (
     ProblemDetails,
     document_problems,
     problem_responses,
+    representation_responses,
+    required_header,
 )
 from optimist.fastapi.precedence import PrecedenceRoute, lookup
 
@@ -36,4 +40,6 @@ __all__ = [
     "install_problem_handlers",
     "lookup",
     "problem_responses",
+    "representation_responses",
+    "required_header",
 ]

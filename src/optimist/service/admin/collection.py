@@ -31,7 +31,7 @@ from fastapi.responses import JSONResponse
 from optimist.conditions import ALWAYS, Condition
 from optimist.errors import ResourceExists, ResourceNotFound
 from optimist.etag import Comparison
-from optimist.fastapi import conditional
+from optimist.fastapi import conditional, representation_responses
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service.admin.identity import Identity
 from optimist.service.bodies import timestamp
@@ -147,6 +147,15 @@ class Collection:
             )
 
     # -- representations ---------------------------------------------------------------
+
+    def created(self, parameter: str) -> dict[int | str, dict[str, Any]]:
+        """The ``responses=`` of the create route: the 201 that :meth:`respond` answers,
+        with ETag, Last-Modified and Location, the item path's ``parameter`` taken from
+        the body's key member (so that the document links the create to the writes)."""
+        location = f"{self.path}/{{{parameter}}}"
+        return representation_responses(
+            201, location=location, ids={parameter: f"/{self.key_member}"}
+        )
 
     def respond(self, record: Record, status: int = 200) -> JSONResponse:
         """The representation of ``record`` with its validators (and Location on 201)."""

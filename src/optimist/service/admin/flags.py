@@ -17,7 +17,13 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, conditional, lookup, problem_responses
+from optimist.fastapi import (
+    PrecedenceRoute,
+    conditional,
+    lookup,
+    problem_responses,
+    representation_responses,
+)
 from optimist.service import schema
 from optimist.service.admin.collection import (
     COMPARISON,
@@ -56,7 +62,10 @@ def _key(value: str) -> str:
     return value
 
 
-FlagKey = Annotated[str, AfterValidator(_key)]
+# The document carries the key's pattern, so that clients and generators send keys.
+FlagKey = Annotated[
+    str, AfterValidator(_key), Field(json_schema_extra={"pattern": f"^{_KEY.pattern}$"})
+]
 Description = Annotated[str, StringConstraints(max_length=1000), Prose]
 Rollout = Annotated[int, Field(ge=0, le=100)]
 
@@ -165,7 +174,7 @@ async def list_flags(
     status_code=201,
     response_model=FeatureFlag,
     summary="Create a feature flag (If-None-Match: * to create only if absent)",
-    responses=problem_responses(401, 403, 409, 412, 413, 415, 422),
+    responses={**FLAGS.created("key"), **problem_responses(401, 403, 409, 412, 413, 415, 422)},
     openapi_extra=openapi_body(NewFlag, "application/json"),
 )
 async def create_flag(
@@ -180,7 +189,7 @@ async def create_flag(
     "/{key}",
     response_model=FeatureFlag,
     summary="Read a feature flag",
-    responses=problem_responses(304, 401, 404, 412),
+    responses={**representation_responses(), **problem_responses(304, 401, 404, 412)},
 )
 async def read_flag(
     key: str, identity: IdentityDep, runtime: RuntimeDep, conditions: AdminConditions
@@ -193,7 +202,10 @@ async def read_flag(
     dependencies=[Current],
     response_model=FeatureFlag,
     summary="Change a feature flag (If-Match optional)",
-    responses=problem_responses(401, 403, 404, 412, 413, 415, 422),
+    responses={
+        **representation_responses(),
+        **problem_responses(401, 403, 404, 412, 413, 415, 422),
+    },
     openapi_extra=openapi_body(FlagPatch, MERGE_PATCH, "application/json"),
 )
 async def patch_flag(

@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Final
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 
 from optimist.errors import InvalidInput, InvalidToken
+from optimist.fastapi import required_header
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.service.schema import USER_ROLES
 from optimist.sqlalchemy import Scope
@@ -90,17 +91,19 @@ def _one(request: Request, name: str) -> str:
 async def identify(
     request: Request,
     x_tenant_id: Annotated[
-        str | None, Header(alias=TENANT_HEADER, description="The tenant, set by the gateway")
+        str | None, required_header(TENANT_HEADER, description="The tenant, set by the gateway")
     ] = None,
     x_user_role: Annotated[
         str | None,
-        Header(alias=ROLE_HEADER, description="admin, editor or viewer, set by the gateway"),
+        required_header(ROLE_HEADER, description="admin, editor or viewer, set by the gateway"),
     ] = None,
 ) -> Identity:
     """The request's :class:`Identity`, or a 401 problem naming the header at fault.
 
-    The ``Header`` parameters document the fields; they are read here from the raw
-    headers, so that a repeated field is refused rather than silently picked.
+    The parameters document the fields as required (:func:`~optimist.fastapi.required_header`)
+    while FastAPI lets a missing one through, so that its absence is this 401 and not
+    FastAPI's 422. They are read here from the raw headers, so that a repeated field is
+    refused rather than silently picked.
     """
     tenant, role = _one(request, TENANT_HEADER), _one(request, ROLE_HEADER)
     if _TENANT.fullmatch(tenant) is None:
@@ -152,7 +155,8 @@ def verify_csrf_token(runtime: Runtime, identity: Identity, token: str | None) -
 
 def writer(*roles: str) -> Callable[..., Awaitable[Identity]]:
     """A dependency for unsafe methods: the identity, if its role is one of ``roles``
-    and the request carries its CSRF token (403 otherwise)."""
+    and the request carries its CSRF token (403 otherwise; the document lists the
+    token's header as required, as it lists the identity's)."""
     allowed = ", ".join(roles)
 
     async def authorised(
@@ -160,7 +164,7 @@ def writer(*roles: str) -> Callable[..., Awaitable[Identity]]:
         identity: IdentityDep,
         runtime: RuntimeDep,
         x_csrf_token: Annotated[
-            str | None, Header(alias=CSRF_HEADER, description=f"From GET {CSRF_PATH}")
+            str | None, required_header(CSRF_HEADER, description=f"From GET {CSRF_PATH}")
         ] = None,
     ) -> Identity:
         if identity.role not in roles:

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, lookup, problem_responses
+from optimist.fastapi import PrecedenceRoute, lookup, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -49,8 +49,12 @@ def _permission(value: str) -> str:
 
 
 RoleName = Annotated[str, StringConstraints(min_length=1, max_length=100), Line]
+# The document carries the pattern ("!" to "~": printable ASCII without spaces).
 Permission = Annotated[
-    str, StringConstraints(min_length=1, max_length=100), AfterValidator(_permission)
+    str,
+    StringConstraints(min_length=1, max_length=100),
+    AfterValidator(_permission),
+    Field(json_schema_extra={"pattern": "^[!-~]+$"}),
 ]
 Permissions = Annotated[list[Permission], Field(max_length=100)]
 
@@ -151,7 +155,7 @@ async def list_roles(
     status_code=201,
     response_model=Role,
     summary="Create a role",
-    responses=problem_responses(401, 403, 409, 413, 415, 422),
+    responses={**ROLES.created("role_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewRole, "application/json"),
 )
 async def create_role(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
@@ -163,7 +167,7 @@ async def create_role(request: Request, identity: Admin, runtime: RuntimeDep) ->
     "/{role_id}",
     response_model=Role,
     summary="Read a role",
-    responses=problem_responses(304, 401, 404, 412),
+    responses={**representation_responses(), **problem_responses(304, 401, 404, 412)},
 )
 async def read_role(
     role_id: str, identity: IdentityDep, runtime: RuntimeDep, conditions: AdminConditions
@@ -176,7 +180,10 @@ async def read_role(
     dependencies=[Current],
     response_model=Role,
     summary="Change a role's name or permissions (If-Match optional)",
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    responses={
+        **representation_responses(),
+        **problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    },
     openapi_extra=openapi_body(RolePatch, MERGE_PATCH, "application/json"),
 )
 async def patch_role(

@@ -17,9 +17,9 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from optimist.fastapi import PrecedenceRoute, lookup, problem_responses
+from optimist.fastapi import PrecedenceRoute, lookup, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.admin.collection import (
     AdminConditions,
@@ -56,7 +56,14 @@ def _email(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+# The document says "email", so that clients and generators send addresses; the
+# validator holds them to the rule above.
+Email = Annotated[
+    str,
+    StringConstraints(max_length=320),
+    AfterValidator(_email),
+    Field(json_schema_extra={"format": "email"}),
+]
 Name = Annotated[str, StringConstraints(max_length=200), Line]
 UserRole = Literal["admin", "editor", "viewer"]
 
@@ -177,7 +184,7 @@ async def list_users(
     status_code=201,
     response_model=User,
     summary="Create a user",
-    responses=problem_responses(401, 403, 409, 413, 415, 422),
+    responses={**USERS.created("user_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewUser, "application/json"),
 )
 async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
@@ -190,7 +197,7 @@ async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) ->
     "/{user_id}",
     response_model=User,
     summary="Read a user",
-    responses=problem_responses(304, 401, 404, 412),
+    responses={**representation_responses(), **problem_responses(304, 401, 404, 412)},
 )
 async def read_user(
     user_id: str, identity: IdentityDep, runtime: RuntimeDep, conditions: AdminConditions
@@ -203,7 +210,10 @@ async def read_user(
     dependencies=[Current],
     response_model=User,
     summary="Change some of a user's members (If-Match optional)",
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    responses={
+        **representation_responses(),
+        **problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    },
     openapi_extra=openapi_body(UserPatch, MERGE_PATCH, "application/json"),
 )
 async def patch_user(
@@ -222,7 +232,10 @@ async def patch_user(
     dependencies=[Current],
     response_model=User,
     summary="Replace a user's editable members (If-Match optional)",
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    responses={
+        **representation_responses(),
+        **problem_responses(401, 403, 404, 409, 412, 413, 415, 422),
+    },
     openapi_extra=openapi_body(UserReplacement, "application/json"),
 )
 async def replace_user(

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse, Response
 
 from optimist.errors import GuardFailed
-from optimist.fastapi import problem_responses
+from optimist.fastapi import problem_responses, representation_responses
 from optimist.problem import Problem
 from optimist.service import schema
 from optimist.service.projects.bodies import (
@@ -42,6 +42,8 @@ from optimist.starlette import problem_response, set_etag
 __all__ = ["new_project_id", "router"]
 
 _LIST_QUERY: Final = "GET /projects"
+#: A project's path, as the document lists it and as Location names it.
+_ITEM: Final = "/projects/{project_id}"
 
 
 def new_project_id() -> str:
@@ -64,7 +66,10 @@ router = APIRouter(tags=["projects"], route_class=ProjectRoute)
     "/projects",
     status_code=201,
     response_model=ProjectEnvelope,
-    responses=problem_responses(413, 415, 422),
+    responses={
+        **representation_responses(201, location=_ITEM, ids={"project_id": "/result/project_id"}),
+        **problem_responses(413, 415, 422),
+    },
     summary="Create a project (status draft)",
 )
 async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
@@ -79,7 +84,7 @@ async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
             "created_at": datetime.now(UTC),
         },
     )
-    location = f"/projects/{record['project_id']}"
+    location = _ITEM.format(project_id=record["project_id"])
     return _respond(record, 201, {"Location": location})
 
 
@@ -108,9 +113,9 @@ async def list_projects(
 
 
 @router.get(
-    "/projects/{project_id}",
+    _ITEM,
     response_model=ProjectEnvelope,
-    responses=problem_responses(304, 404, 412),
+    responses={**representation_responses(), **problem_responses(304, 404, 412)},
     summary="Read a project (304 on a matching If-None-Match)",
 )
 async def read_project(
@@ -123,10 +128,10 @@ async def read_project(
 
 
 @router.put(
-    "/projects/{project_id}",
+    _ITEM,
     dependencies=[CurrentProject],
     response_model=ProjectEnvelope,
-    responses=problem_responses(404, 412, 413, 415, 422),
+    responses={**representation_responses(), **problem_responses(404, 412, 413, 415, 422)},
     summary="Update the fields given (If-Match optional, compared strongly)",
 )
 async def update_project(
@@ -164,7 +169,7 @@ async def update_project(
 
 
 @router.delete(
-    "/projects/{project_id}",
+    _ITEM,
     dependencies=[CurrentProject],
     status_code=204,
     responses=problem_responses(404, 412, 428),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from optimist.conditions import Condition
-from optimist.fastapi import PrecedenceRoute, problem_responses
+from optimist.fastapi import PrecedenceRoute, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.bodies import MERGE_PATCH, openapi_body, read_body
 from optimist.service.runtime import Runtime, RuntimeDep
@@ -50,13 +50,15 @@ __all__ = ["router"]
 
 _TABLE: Final = schema.test_sessions
 _LIST_QUERY: Final = f"GET {PATH}"
+#: A session's path, as the document lists it and as Location names it.
+_ITEM: Final = PATH + "/{session_id}"
 
 
 def _respond(record: Record, status: int = 200) -> Response:
     response = JSONResponse(representation(record), status_code=status)
     set_etag(response, record.etag, last_modified=record.updated_at)
     if status == 201:
-        response.headers["Location"] = f"{PATH}/{record['id']}"
+        response.headers["Location"] = _ITEM.format(session_id=record["id"])
     return response
 
 
@@ -68,7 +70,10 @@ router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRo
     status_code=201,
     response_model=Session,
     summary="Create a test session (status scheduled)",
-    responses=problem_responses(413, 415, 422),
+    responses={
+        **representation_responses(201, location=_ITEM, ids={"session_id": "/id"}),
+        **problem_responses(413, 415, 422),
+    },
     openapi_extra=openapi_body(NewSession, "application/json"),
 )
 async def create_session(request: Request, runtime: RuntimeDep) -> Response:
@@ -113,7 +118,7 @@ async def list_sessions(
     "/{session_id}",
     response_model=Session,
     summary="Read a test session (304 on a matching If-None-Match)",
-    responses=problem_responses(304, 404, 412),
+    responses={**representation_responses(), **problem_responses(304, 404, 412)},
 )
 async def read_session(
     session_id: SessionKey, conditions: Conditions, runtime: RuntimeDep
@@ -152,7 +157,7 @@ async def _update(
     dependencies=[Current],
     response_model=Session,
     summary="Replace a test session's editable fields (If-Match optional: its clock)",
-    responses=problem_responses(404, 412, 413, 415, 422),
+    responses={**representation_responses(), **problem_responses(404, 412, 413, 415, 422)},
     openapi_extra=openapi_body(SessionReplacement, "application/json"),
 )
 async def replace_session(
@@ -169,7 +174,7 @@ async def replace_session(
     dependencies=[Current],
     response_model=Session,
     summary="Change some of a test session's fields (If-Match optional: its clock)",
-    responses=problem_responses(404, 412, 413, 415, 422),
+    responses={**representation_responses(), **problem_responses(404, 412, 413, 415, 422)},
     openapi_extra=openapi_body(SessionPatch, MERGE_PATCH, "application/json"),
 )
 async def patch_session(
