@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from optimist.service.settings import Settings, default_database_url, default_node_id
+from optimist.service.settings import (
+    ENVIRONMENT,
+    InvalidSetting,
+    Settings,
+    default_database_url,
+    default_node_id,
+    redacted_url,
+)
 from optimist.vclock import VectorClock
+
+ORIGINS = ENVIRONMENT["cors_origins"]
 
 
 def test_defaults_are_sqlite_in_the_working_directory_and_the_host_name(
@@ -42,6 +51,7 @@ def test_environment_round_trips() -> None:
         idle_timeout=0.25,
         max_connections=7,
         ready_timeout=3,
+        cors_origins=("https://app.example.com", "http://localhost:5173", "*"),
     )
     assert Settings.from_environment(settings.to_environment()) == settings
 
@@ -49,7 +59,7 @@ def test_environment_round_trips() -> None:
 @pytest.mark.parametrize("node_id", ["has space", "x" * 65, "é"], ids=["space", "long", "accent"])
 def test_node_id_outside_the_clock_alphabet_is_refused(node_id: str) -> None:
     """A node id no vector clock can carry is refused at start, not at the first write."""
-    with pytest.raises(ValueError, match="node id"):
+    with pytest.raises(InvalidSetting, match="node_id"):
         Settings(database_url="sqlite+aiosqlite://", node_id=node_id)
 
 
@@ -94,3 +104,156 @@ def test_bad_connection_caps_are_refused(value: str) -> None:
     """The connection cap is a whole number of at least one."""
     with pytest.raises(ValueError):  # noqa: PT011 - int() and the check say different things
         Settings.from_environment({"OPTIMIST_MAX_CONNECTIONS": value, "OPTIMIST_NODE_ID": "n"})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OPTIMIST_HEAD_TIMEOUT", "soon"),
+        ("OPTIMIST_CSRF_MAX_AGE", "-5"),
+        ("OPTIMIST_MAX_CONNECTIONS", "many"),
+        ("OPTIMIST_CORS_ORIGINS", "example.com"),
+        ("OPTIMIST_DATABASE_URL", "mysql://db/app"),
+    ],
+    ids=["timeout", "max-age", "cap", "origin", "database"],
+)
+def test_a_refused_variable_is_named_by_its_setting(variable: str, value: str) -> None:
+    """A refusal names the setting whose variable was wrong, so that it can be reported."""
+    with pytest.raises(InvalidSetting) as refused:
+        Settings.from_environment({variable: value, "OPTIMIST_NODE_ID": "n"})
+    assert ENVIRONMENT[refused.value.name] == variable
+
+
+def test_repr_hides_the_password_and_the_secret_key() -> None:
+    """Settings in a log line or a traceback show neither the password nor the key."""
+    settings = Settings(
+        database_url="postgresql://app:pa55word@db.example/app",
+        node_id="n",
+        secret_key="signing-secret",
+    )
+    shown = repr(settings)
+    assert "pa55word" not in shown
+    assert "signing-secret" not in shown
+    assert "postgresql+asyncpg://app:***@db.example/app" in shown
+
+
+def test_an_unparsable_url_is_not_shown() -> None:
+    """A URL SQLAlchemy cannot read may still hold a password: it is never echoed."""
+    assert redacted_url("postgresql://app:pa55word@db:port/app") == "<unparsable URL>"
+    assert redacted_url("pa55word") == "<unparsable URL>"
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://app@db/app", "postgresql+asyncpg://app@db/app"),
+        ("postgresql://app@db:6432/app", "postgresql+asyncpg://app@db:6432/app"),
+        ("postgresql+asyncpg://app@db/app", "postgresql+asyncpg://app@db/app"),
+        ("sqlite:///srv/optimist.db", "sqlite+aiosqlite:///srv/optimist.db"),
+        ("sqlite+aiosqlite:///optimist.db", "sqlite+aiosqlite:///optimist.db"),
+        ("postgres://app:p%40ss%2Fw@db/app", "postgresql+asyncpg://app:p%40ss%2Fw@db/app"),
+    ],
+    ids=["postgres", "postgresql", "asyncpg", "sqlite", "aiosqlite", "encoded-password"],
+)
+def test_database_url_gets_the_service_driver(given: str, used: str) -> None:
+    """A URL naming only the database gets asyncpg or aiosqlite; the rest stays as written."""
+    assert Settings(database_url=given, node_id="n").database_url == used
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("optimist.db", "not a database URL"),
+        ("postgresql://app@db:five/app", "not a database URL"),
+        ("mysql://app@db/app", "mysql:// is not a database the service runs on"),
+        ("sqlite+pysqlite:///optimist.db", "the driver pysqlite is not one"),
+        ("postgresql+psycopg2://app@db/app", "the driver psycopg2 is not one"),
+    ],
+    ids=["path", "port", "mysql", "sync-sqlite", "sync-postgres"],
+)
+def test_database_url_the_service_cannot_use_is_refused(url: str, problem: str) -> None:
+    """Not a URL, another database, or another driver: refused, saying which."""
+    with pytest.raises(InvalidSetting) as refused:
+        Settings(database_url=url, node_id="n")
+    assert refused.value.name == "database_url"
+    assert refused.value.problem.startswith(problem)
+
+
+def test_cors_is_off_by_default() -> None:
+    """Without the variable no origin is allowed."""
+    assert Settings.from_environment({"OPTIMIST_NODE_ID": "n"}).cors_origins == ()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://a.example,http://localhost:5173",
+        "https://a.example http://localhost:5173",
+        " https://a.example ,\thttp://localhost:5173 ,",
+        "https://a.example,https://a.example,http://localhost:5173",
+    ],
+    ids=["commas", "spaces", "both", "repeated"],
+)
+def test_cors_variable_separates_origins_by_commas_or_spaces(value: str) -> None:
+    """OPTIMIST_CORS_ORIGINS: origins separated by commas or spaces, each kept once."""
+    settings = Settings.from_environment({ORIGINS: value, "OPTIMIST_NODE_ID": "n"})
+    assert settings.cors_origins == ("https://a.example", "http://localhost:5173")
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("*", "*"),
+        ("HTTPS://App.Example.COM", "https://app.example.com"),
+        ("https://a.example:443", "https://a.example"),
+        ("http://a.example:80", "http://a.example"),
+        ("http://a.example:8443", "http://a.example:8443"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("http://[::1]:3000", "http://[::1]:3000"),
+        ("app://local-client", "app://local-client"),
+    ],
+    ids=["any", "case", "https-default", "http-default", "port", "ipv4", "ipv6", "scheme"],
+)
+def test_cors_origin_is_kept_as_browsers_send_it(given: str, kept: str) -> None:
+    """Origins are lowercased and lose a default port, as in the Origin header field."""
+    settings = Settings(database_url="sqlite://", node_id="n", cors_origins=(given,))
+    assert settings.cors_origins == (kept,)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://a.example/",
+        "https://a.example/app",
+        "a.example",
+        "https://user@a.example",
+        "https://a.example:0",
+        "https://a.example:65536",
+        "https://a.example?x=1",
+        "https://",
+        "null",
+    ],
+    ids=[
+        "slash",
+        "path",
+        "no-scheme",
+        "userinfo",
+        "port-0",
+        "port-high",
+        "query",
+        "no-host",
+        "null",
+    ],
+)
+def test_cors_origin_that_is_no_origin_is_refused(origin: str) -> None:
+    """Only scheme://host[:port] or * is an origin."""
+    with pytest.raises(InvalidSetting, match="is not an origin") as refused:
+        Settings(database_url="sqlite://", node_id="n", cors_origins=(origin,))
+    assert refused.value.name == "cors_origins"
+
+
+def test_no_origins_survive_an_inherited_variable() -> None:
+    """Settings without origins write an empty variable: a worker adds none it inherited."""
+    settings = Settings(database_url="sqlite://", node_id="n")
+    inherited = {ORIGINS: "https://stale.example", **settings.to_environment()}
+    assert Settings.from_environment(inherited).cors_origins == ()

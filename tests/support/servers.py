@@ -115,6 +115,8 @@ _SERVE_ENV = {
     "OPTIMIST_SECRET_KEY": "test-secret",
     "OPTIMIST_NODE_ID": "test-node",
     "OPTIMIST_DEMO_DATA": "0",
+    # The runner's own environment must not switch CORS on.
+    "OPTIMIST_CORS_ORIGINS": "",
 }
 
 

@@ -2,137 +2,290 @@
 
 Options override the ``OPTIMIST_*`` environment variables; the result is written back
 into the environment so that every uvicorn worker builds the same settings.
+
+An operator's mistake (a value, an address, a database: :mod:`optimist.service.mistakes`)
+stops the command with exit status 2 and two lines on stderr, what is wrong and what to
+do; so does a mistake in the command line itself. Variables are read only when a
+command runs, so that a bad one never breaks ``optimist --help``, and the web framework,
+SQLAlchemy and uvicorn are imported only then, so that ``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Final, NoReturn
 
+import optimist
+from optimist.service.database_url import InvalidDatabaseURL, check_driver, check_sqlite_path
+from optimist.service.mistakes import (
+    Mistake,
+    check_listening,
+    database_mistake,
+    option_of,
+    setting_mistake,
+)
 from optimist.service.settings import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_READY_TIMEOUT,
+    ENVIRONMENT,
+    InvalidSetting,
     Settings,
+    redacted_url,
+    whole_number,
 )
 
 __all__ = ["main"]
 
-#: Options of ``serve`` that are settings: option → (type, help); the variable and the
+#: The server's options that are no settings (the workers need none of them) → variable.
+SERVER_ENVIRONMENT: Final = {
+    "host": "OPTIMIST_HOST",
+    "port": "OPTIMIST_PORT",
+    "workers": "OPTIMIST_WORKERS",
+}
+_DEFAULT_HOST: Final = "127.0.0.1"
+_DEFAULT_PORT: Final = 8000
+_PORT: Final = "a TCP port number from 1 to 65535"
+_WORKERS: Final = "a whole number of worker processes, 1 or more"
+
+#: Options of ``serve`` that are settings: option → (metavar, help); the variable and the
 #: default are the settings' own.
-_LIMITS: dict[str, tuple[type[float] | type[int], str]] = {
+_LIMITS: Final = {
     "head_timeout": (
-        float,
+        "SECONDS",
         "seconds a client may take to send a request's line and header fields; "
         f"then 408 and the connection is closed (env OPTIMIST_HEAD_TIMEOUT; "
         f"default {DEFAULT_HEAD_TIMEOUT:g})",
     ),
     "body_timeout": (
-        float,
+        "SECONDS",
         "seconds a request body may take to arrive in full, counted from its head; "
         f"then 408 and the connection is closed (env OPTIMIST_BODY_TIMEOUT; "
         f"default {DEFAULT_BODY_TIMEOUT:g})",
     ),
     "idle_timeout": (
-        float,
+        "SECONDS",
         "seconds a connection may wait for its first or next request (keep-alive) before "
         f"it is closed (env OPTIMIST_IDLE_TIMEOUT; default {DEFAULT_IDLE_TIMEOUT:g})",
     ),
     "max_connections": (
-        int,
+        "N",
         "open connections per worker process; one more is answered 503 with Retry-After "
         "and closed; lowered at start to fit the open-file limit "
         f"(env OPTIMIST_MAX_CONNECTIONS; default {DEFAULT_MAX_CONNECTIONS})",
     ),
     "ready_timeout": (
-        float,
+        "SECONDS",
         "seconds /readyz waits for the database before it answers 503 "
         f"(env OPTIMIST_READY_TIMEOUT; default {DEFAULT_READY_TIMEOUT:g})",
     ),
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are two lines (the mistake, where help is) instead of usage.
+
+    An argument no command knows is reported by the command's parser, whose help lists
+    the options it does know.
+    """
+
+    commands: dict[str, argparse.ArgumentParser]
+
+    def error(self, message: str) -> NoReturn:
+        for line in (message, f"see: {self.prog} --help"):
+            print(f"optimist: {line}", file=sys.stderr)
+        raise SystemExit(2)
+
+    def parse_command(self, argv: Sequence[str] | None) -> argparse.Namespace:
+        """The parsed command line; a mistake in it exits (status 2) after saying so."""
+        arguments, unknown = self.parse_known_args(argv)
+        if unknown:
+            command = self.commands.get(arguments.command, self)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return arguments
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
         prog="optimist",
         description="The optimist reference service: APIs that never lose an update.",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"optimist {optimist.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def database_option(command: argparse.ArgumentParser) -> None:
+    def common(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--database-url",
-            help="SQLAlchemy URL, e.g. postgresql+asyncpg://user@host/db "
+            metavar="URL",
+            help="the database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME "
+            "(postgres:// too; the drivers aiosqlite and asyncpg are added) "
             "(env OPTIMIST_DATABASE_URL; default: SQLite optimist.db in the working directory)",
+        )
+        command.add_argument(
+            "--no-demo-data",
+            action="store_true",
+            help="do not fill a fresh database with the demo data (env OPTIMIST_DEMO_DATA=0)",
         )
 
     serve = commands.add_parser("serve", help="migrate the database, then serve HTTP")
-    serve.add_argument("--host", default=os.environ.get("OPTIMIST_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("OPTIMIST_PORT", "8000")))
+    serve.add_argument(
+        "--host",
+        help="the address to listen on; 0.0.0.0 for every interface "
+        f"(env OPTIMIST_HOST; default {_DEFAULT_HOST})",
+    )
+    serve.add_argument(
+        "--port",
+        help=f"the TCP port to listen on (env OPTIMIST_PORT; default {_DEFAULT_PORT})",
+    )
     serve.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("OPTIMIST_WORKERS", "1")),
-        help="worker processes (env OPTIMIST_WORKERS)",
+        metavar="N",
+        help="worker processes, each with its own connections (env OPTIMIST_WORKERS; default 1)",
     )
-    serve.add_argument("--node-id", help="this node's name in vector clocks (env OPTIMIST_NODE_ID)")
     serve.add_argument(
-        "--no-demo-data",
-        action="store_true",
-        help="do not fill a fresh database with the demo data (env OPTIMIST_DEMO_DATA=0)",
+        "--node-id",
+        metavar="NAME",
+        help="this node's name in vector clocks: 1 to 64 letters, digits and . _ ~ - "
+        "(env OPTIMIST_NODE_ID; default: the host name)",
     )
-    database_option(serve)
+    serve.add_argument(
+        "--cors-origin",
+        dest="cors_origins",
+        metavar="ORIGIN",
+        action="append",
+        help="an origin (scheme://host[:port]) whose pages may call the APIs, or * for any; "
+        "repeat it for more (env OPTIMIST_CORS_ORIGINS, separated by commas or spaces; "
+        "default: none, CORS is off)",
+    )
+    common(serve)
     limits = serve.add_argument_group("timeouts and limits")
-    for name, (kind, text) in _LIMITS.items():
-        metavar = "N" if kind is int else "SECONDS"
-        limits.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, help=text)
+    for name, (metavar, text) in _LIMITS.items():
+        limits.add_argument(option_of(name), metavar=metavar, help=text)
 
     migrate = commands.add_parser("migrate", help="apply the schema migrations and exit")
-    migrate.add_argument("--no-demo-data", action="store_true")
-    database_option(migrate)
+    common(migrate)
+    parser.commands = {"serve": serve, "migrate": migrate}
     return parser
 
 
-def _settings(arguments: argparse.Namespace) -> Settings:
-    settings = Settings.from_environment()
-    changes: dict[str, object] = {}
-    if arguments.database_url:
-        changes["database_url"] = arguments.database_url
-    if getattr(arguments, "node_id", None):
-        changes["node_id"] = arguments.node_id
+def _given(arguments: argparse.Namespace) -> dict[str, str]:
+    """The settings given as options, as the text of their variables."""
+    values = {
+        name: getattr(arguments, name, None) for name in ("database_url", "node_id", *_LIMITS)
+    }
+    given = {name: value for name, value in values.items() if value is not None}
     if arguments.no_demo_data:
-        changes["demo_data"] = False
-    for name in _LIMITS:
-        value = getattr(arguments, name, None)
-        if value is not None:
-            changes[name] = value
-    return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+        given["demo_data"] = "0"
+    origins = getattr(arguments, "cors_origins", None)
+    if origins is not None:
+        given["cors_origins"] = ",".join(origins)
+    return given
+
+
+def _server_option(arguments: argparse.Namespace, name: str, default: str) -> str:
+    value: str | None = getattr(arguments, name)
+    return value if value is not None else os.environ.get(SERVER_ENVIRONMENT[name]) or default
+
+
+def _server(arguments: argparse.Namespace) -> tuple[str, int, int]:
+    """Host, port and workers of ``serve``: the options, else the variables, else defaults."""
+    host = _server_option(arguments, "host", _DEFAULT_HOST)
+    port = _server_option(arguments, "port", str(_DEFAULT_PORT))
+    workers = _server_option(arguments, "workers", "1")
+    return (
+        host,
+        whole_number("port", port, least=1, most=65535, expected=_PORT),
+        whole_number("workers", workers, least=1, expected=_WORKERS),
+    )
+
+
+def _checked(given: dict[str, str]) -> Settings:
+    """The settings (options over variables), their database's driver and SQLite file
+    checked; InvalidSetting for the first value that cannot work."""
+    environment = {**os.environ, **{ENVIRONMENT[name]: value for name, value in given.items()}}
+    settings = Settings.from_environment(environment)
+    try:
+        check_driver(settings.database_url)
+        check_sqlite_path(settings.database_url)
+    except InvalidDatabaseURL as error:
+        raise InvalidSetting.of_database_url(error) from None
+    return settings
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """``logger`` silent inside the block.
+
+    Preparing the database is not serving it: the outage that the library logs as "answering
+    503 until it is back" is a mistake to report here, or an error shown whole.
+    """
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = disabled
+
+
+def _run(arguments: argparse.Namespace) -> None:
+    given = _given(arguments)
+    serving = arguments.command == "serve"
+    options = {n for n in SERVER_ENVIRONMENT if getattr(arguments, n, None) is not None}
+    try:
+        settings = _checked(given)
+        host, port, workers = _server(arguments) if serving else (_DEFAULT_HOST, 0, 0)
+    except InvalidSetting as error:
+        variables = {**ENVIRONMENT, **SERVER_ENVIRONMENT}
+        raise setting_mistake(error, {*given, *options}, variables) from None
+
+    # Imported here: --help stays fast.
+    import asyncio  # noqa: PLC0415
+
+    from optimist.service.app import prepare  # noqa: PLC0415
+    from optimist.service.server import fit_connections, serve  # noqa: PLC0415
+
+    if serving:
+        named = {n: option_of(n) if n in options else v for n, v in SERVER_ENVIRONMENT.items()}
+        check_listening(host, port, host_from=named["host"], port_from=named["port"])
+        try:
+            settings = fit_connections(settings)
+        except ValueError as error:
+            raise Mistake(str(error)) from None
+    os.environ.update(settings.to_environment())
+    try:
+        with _quiet(logging.getLogger("optimist.sqlalchemy")):
+            fresh = asyncio.run(prepare(settings))
+    except Exception as error:
+        database = (
+            option_of("database_url") if "database_url" in given else ENVIRONMENT["database_url"]
+        )
+        mistake = database_mistake(error, settings.database_url, database)
+        if mistake is None:
+            raise
+        raise mistake from None
+    state = "created" if fresh else "up to date"
+    # The URL may carry the database's password: what is printed goes to logs.
+    print(f"optimist: database {state} ({redacted_url(settings.database_url)})", file=sys.stderr)
+    if serving:
+        serve(settings, host=host, port=port, workers=workers)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``optimist`` command."""
-    # Imported here: --help stays fast.
-    from optimist.service.app import prepare  # noqa: PLC0415
-    from optimist.service.server import fit_connections, serve  # noqa: PLC0415
-
-    parser = _parser()
-    arguments = parser.parse_args(argv)
+    arguments = _parser().parse_command(argv)
     try:
-        settings = _settings(arguments)
-        if arguments.command == "serve":
-            settings = fit_connections(settings)
-    except ValueError as error:
-        parser.error(str(error))
-    os.environ.update(settings.to_environment())
-    fresh = asyncio.run(prepare(settings))
-    state = "created" if fresh else "up to date"
-    print(f"optimist: database {state} ({settings.database_url})", file=sys.stderr)
-    if arguments.command == "migrate":
-        return
-    serve(settings, host=arguments.host, port=arguments.port, workers=arguments.workers)
+        _run(arguments)
+    except Mistake as mistake:
+        for line in mistake.lines():
+            print(line, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

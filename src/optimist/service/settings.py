@@ -8,20 +8,30 @@ Besides the application's settings, the limits that keep one deployment standing
 its clients misbehave (:mod:`optimist.service.connections`, :mod:`optimist.service.request_body`)
 and the readiness probe's patience (:mod:`optimist.service.health`) live here, in seconds
 and connections, so that an operator sets them the same two ways as the rest.
+
+A value the service cannot run with raises :class:`InvalidSetting`, which names the
+setting, says what is wrong with the value and what the setting takes, so that the
+command line can say it in the operator's terms (the option, or the variable). The
+database URL is checked and completed by :mod:`optimist.service.database_url`, the
+CORS origins by :func:`parse_origin`.
+
+This module imports no third-party package: ``optimist --help`` reads its defaults.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from optimist.errors import InvalidVectorClock
+from optimist.service.database_url import InvalidDatabaseURL, normalized, redacted_url
 from optimist.vclock import VectorClock
 
 __all__ = [
@@ -31,9 +41,14 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_READY_TIMEOUT",
     "ENVIRONMENT",
+    "InvalidSetting",
     "Settings",
     "default_database_url",
     "default_node_id",
+    "parse_origin",
+    "parse_origins",
+    "redacted_url",
+    "whole_number",
 ]
 
 #: Option name → environment variable.
@@ -49,6 +64,7 @@ ENVIRONMENT = {
     "idle_timeout": "OPTIMIST_IDLE_TIMEOUT",
     "max_connections": "OPTIMIST_MAX_CONNECTIONS",
     "ready_timeout": "OPTIMIST_READY_TIMEOUT",
+    "cors_origins": "OPTIMIST_CORS_ORIGINS",
 }
 
 #: Seconds, then connections: the defaults of the server's limits (docs/service.md).
@@ -58,7 +74,41 @@ DEFAULT_IDLE_TIMEOUT: Final = 5.0
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 DEFAULT_READY_TIMEOUT: Final = 2.0
 
+_SECONDS: Final = "a positive number of seconds"
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
+# RFC 6454 §6.1: scheme "://" host [ ":" port ], no path; a host name or an IP literal.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
+_ORIGIN: Final = re.compile(
+    rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?",
+    re.IGNORECASE,
+)
+_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
+_ORIGINS_SEPARATOR: Final = re.compile(r"[\s,]+")
+
+N = TypeVar("N", int, float)
+
+
+class InvalidSetting(ValueError):
+    """A value the service cannot run with: which setting, what is wrong, what it takes.
+
+    ``name`` is the setting's (``max_connections``, or ``port`` for a server option);
+    ``problem`` says what is wrong and shows the value unless it may be a secret;
+    ``expected`` is what the setting takes; ``fix``, when given, says what to do
+    instead of "give it ``expected``" (e.g. to install a driver).
+    """
+
+    def __init__(self, name: str, problem: str, expected: str, fix: str | None = None) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name = name
+        self.problem = problem
+        self.expected = expected
+        self.fix = fix
+
+    @classmethod
+    def of_database_url(cls, error: InvalidDatabaseURL) -> InvalidSetting:
+        """The database URL's ``error`` as a setting's."""
+        return cls("database_url", error.problem, error.expected, error.fix)
 
 
 def default_database_url(directory: Path | None = None) -> str:
@@ -73,18 +123,91 @@ def default_node_id() -> str:
     return name or "node"
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    """The variable of option ``name`` as seconds; unset or empty is ``default``."""
-    return float(env.get(ENVIRONMENT[name]) or default)
+def whole_number(
+    name: str, text: str, *, least: int, most: int | None = None, expected: str
+) -> int:
+    """``text`` as a whole number from ``least`` to ``most``, or InvalidSetting for ``name``."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise InvalidSetting(name, f"{text!r} is not a whole number", expected) from None
+    if value < least:
+        raise InvalidSetting(name, f"{value} is less than {least}", expected)
+    if most is not None and value > most:
+        raise InvalidSetting(name, f"{value} is more than {most}", expected)
+    return value
+
+
+def parse_origin(text: str) -> str:
+    """``text`` as an origin (``scheme://host[:port]``, or ``*``), in the form browsers send.
+
+    Scheme and host are lowercased and a default port (80 for http, 443 for https) is
+    dropped, as in the ``Origin`` header field (RFC 6454 §6.2), so that a configured
+    origin compares equal to the one a browser sends. Refuses anything else with
+    InvalidSetting, a path (even ``/``) included.
+    """
+    text = text.strip()
+    if text == "*":
+        return text
+    match = _ORIGIN.fullmatch(text)
+    port = match and match["port"]
+    if match is None or (port is not None and not 0 < int(port) < 65536):
+        hint = " (without a path: no trailing /)" if text.endswith("/") else ""
+        raise InvalidSetting(
+            "cors_origins",
+            f"{text!r} is not an origin{hint}",
+            "origins such as https://app.example.com or http://localhost:5173, or *",
+        )
+    scheme, host = match["scheme"].lower(), match["host"].lower()
+    if port is None or _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{int(port)}"
+
+
+def parse_origins(texts: Iterable[str]) -> tuple[str, ...]:
+    """The origins of ``texts``, each one or more separated by commas or spaces, deduplicated."""
+    origins = (
+        parse_origin(part)
+        for text in texts
+        for part in _ORIGINS_SEPARATOR.split(text.strip())
+        if part
+    )
+    return tuple(dict.fromkeys(origins))
 
 
 def _flag(value: str) -> bool:
     return value.strip().lower() not in {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True, slots=True)
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N) -> N:
+    """The variable of setting ``name`` as a number; unset or empty is ``default``."""
+    text = env.get(ENVIRONMENT[name], "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        what = "whole number" if kind is int else "number"
+        raise InvalidSetting(
+            name, f"{text!r} is not a {what}", _EXPECTED.get(name, _SECONDS)
+        ) from None
+
+
+_EXPECTED: Final = {
+    "node_id": "1 to 64 letters, digits and . _ ~ -",
+    "max_connections": "a whole number of connections, 1 or more",
+}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
-    """One deployment's configuration; every worker builds the same one."""
+    """One deployment's configuration; every worker builds the same one.
+
+    ``database_url`` is completed with the service's driver (``postgres://`` and
+    ``postgresql://`` become ``postgresql+asyncpg://``, ``sqlite://``
+    ``sqlite+aiosqlite://``). Its repr shows the database URL without its password and
+    no secret key, so that settings in a log line or a traceback give neither away.
+    """
 
     database_url: str
     node_id: str
@@ -103,39 +226,68 @@ class Settings:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     #: Seconds /readyz waits for the database before it answers 503.
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    #: Origins whose browsers may call the APIs (CORS): none by default; ``*`` is any.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
+            url = normalized(self.database_url)
+        except InvalidDatabaseURL as error:
+            raise InvalidSetting.of_database_url(error) from None
+        object.__setattr__(self, "database_url", url)
+        try:
             VectorClock({self.node_id: 1})
         except InvalidVectorClock as error:
-            raise ValueError(f"node id {self.node_id!r}: {error.reason}") from None
+            raise InvalidSetting("node_id", error.reason, _EXPECTED["node_id"]) from None
         for name in ("cursor_max_age", "csrf_max_age"):
-            if getattr(self, name) <= timedelta(0):
-                raise ValueError(f"{name} must be positive")
+            age: timedelta = getattr(self, name)
+            if age <= timedelta(0):
+                raise InvalidSetting(name, f"{age.total_seconds():g} is not positive", _SECONDS)
         for name in ("head_timeout", "body_timeout", "idle_timeout", "ready_timeout"):
             seconds = getattr(self, name)
             # NaN compares false both ways: refuse whatever is not a positive finite number.
-            if not 0 < seconds < float("inf"):
-                raise ValueError(f"{name} must be a positive number of seconds, not {seconds}")
+            if not 0 < seconds < math.inf:
+                raise InvalidSetting(name, f"{seconds:g} is not {_SECONDS}", _SECONDS)
         if self.max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, not {self.max_connections}")
+            raise InvalidSetting(
+                "max_connections",
+                f"{self.max_connections} is less than 1",
+                _EXPECTED["max_connections"],
+            )
+        object.__setattr__(self, "cors_origins", parse_origins(self.cors_origins))
+
+    def __repr__(self) -> str:
+        shown = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name == "database_url":
+                value = redacted_url(value)
+            elif name == "secret_key" and value is not None:
+                value = "***"
+            shown.append(f"{name}={value!r}")
+        return f"Settings({', '.join(shown)})"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the ``OPTIMIST_*`` variables, with the documented defaults."""
+        """Read the ``OPTIMIST_*`` variables, with the documented defaults.
+
+        An unset or empty variable is its default; a value the service cannot run with
+        raises :class:`InvalidSetting`.
+        """
         env = os.environ if environ is None else environ
         return cls(
             database_url=env.get(ENVIRONMENT["database_url"]) or default_database_url(),
             node_id=env.get(ENVIRONMENT["node_id"]) or default_node_id(),
             secret_key=env.get(ENVIRONMENT["secret_key"]) or None,
             demo_data=_flag(env.get(ENVIRONMENT["demo_data"], "1")),
-            cursor_max_age=timedelta(seconds=float(env.get(ENVIRONMENT["cursor_max_age"], "3600"))),
-            csrf_max_age=timedelta(seconds=float(env.get(ENVIRONMENT["csrf_max_age"], "3600"))),
-            head_timeout=_seconds(env, "head_timeout", DEFAULT_HEAD_TIMEOUT),
-            body_timeout=_seconds(env, "body_timeout", DEFAULT_BODY_TIMEOUT),
-            idle_timeout=_seconds(env, "idle_timeout", DEFAULT_IDLE_TIMEOUT),
-            max_connections=int(env.get(ENVIRONMENT["max_connections"]) or DEFAULT_MAX_CONNECTIONS),
-            ready_timeout=_seconds(env, "ready_timeout", DEFAULT_READY_TIMEOUT),
+            cursor_max_age=timedelta(seconds=_number(env, "cursor_max_age", float, 3600.0)),
+            csrf_max_age=timedelta(seconds=_number(env, "csrf_max_age", float, 3600.0)),
+            head_timeout=_number(env, "head_timeout", float, DEFAULT_HEAD_TIMEOUT),
+            body_timeout=_number(env, "body_timeout", float, DEFAULT_BODY_TIMEOUT),
+            idle_timeout=_number(env, "idle_timeout", float, DEFAULT_IDLE_TIMEOUT),
+            max_connections=_number(env, "max_connections", int, DEFAULT_MAX_CONNECTIONS),
+            ready_timeout=_number(env, "ready_timeout", float, DEFAULT_READY_TIMEOUT),
+            cors_origins=parse_origins([env.get(ENVIRONMENT["cors_origins"], "")]),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -151,6 +303,8 @@ class Settings:
             ENVIRONMENT["idle_timeout"]: repr(self.idle_timeout),
             ENVIRONMENT["max_connections"]: str(self.max_connections),
             ENVIRONMENT["ready_timeout"]: repr(self.ready_timeout),
+            # Written even when empty: an inherited variable must not add origins.
+            ENVIRONMENT["cors_origins"]: ",".join(self.cors_origins),
         }
         if self.secret_key:
             env[ENVIRONMENT["secret_key"]] = self.secret_key
