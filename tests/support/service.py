@@ -14,6 +14,7 @@ from sqlalchemy import event
 from optimist.service.app import create_app
 from optimist.service.runtime import Runtime
 from optimist.service.settings import Settings
+from tests.support.conformance import check_response
 
 PROBLEM: Final = "application/problem+json"
 
@@ -57,11 +58,16 @@ def settings_for(database_url: str, **changes: object) -> Settings:
 
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[Service]:
-    """The app for ``settings`` with its lifespan entered, and an in-process client."""
+    """The app for ``settings`` with its lifespan entered, and an in-process client whose
+    every response is checked by httplint (:mod:`tests.support.conformance`)."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        # Every response a test receives passes httplint, or the request fails.
+        hooks = {"response": [check_response]}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", event_hooks=hooks
+        ) as client:
             yield Service(app, client)
 
 

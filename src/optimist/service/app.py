@@ -4,23 +4,72 @@
 builds the process's :class:`~optimist.service.runtime.Runtime`. ``optimist serve``
 serves it through :func:`optimist.service.server.served_app`, which adds the server's
 guards around it.
+
+Every response carries the library's caching policy (:data:`CACHING`, docs/service.md
+"Caching"): the admin API's representations are selected by the gateway's identity
+fields, so they are ``private`` and vary on them; the other APIs' are the same for
+everyone.
+
+Every request is counted at ``/metrics`` (:mod:`optimist.service.metrics`). With
+``settings.cors_origins``, browsers on those origins may call the APIs (CORS, through
+Starlette's middleware): the preflight allows the APIs' methods and the request header
+fields they read (:data:`CORS_REQUEST_HEADERS`), and scripts may read the response
+fields a conditional client needs (:data:`CORS_EXPOSED_HEADERS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 import optimist
 from optimist.fastapi import HeadMiddleware, install_problem_handlers
 from optimist.service import admin, health, projects, sessions
+from optimist.service.admin.identity import CSRF_HEADER, ROLE_HEADER, TENANT_HEADER
+from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
+from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
-from optimist.starlette import VectorClockMiddleware
+from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching
 
-__all__ = ["create_app", "prepare"]
+__all__ = [
+    "CACHING",
+    "CORS_EXPOSED_HEADERS",
+    "CORS_METHODS",
+    "CORS_REQUEST_HEADERS",
+    "create_app",
+    "prepare",
+]
+
+#: The service's caching policy: the admin API answers each tenant and role its own.
+CACHING = CachingPolicy(identity=(TENANT_HEADER, ROLE_HEADER), paths=(admin.router.prefix,))
+
+#: The methods of the three APIs, which a preflight allows.
+CORS_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+#: The request header fields the APIs read, which a preflight allows: the four
+#: preconditions (the sessions API's vector clock travels in If-Match), the idempotency
+#: key of a client's retried write, the body's media type, and the admin API's identity
+#: and CSRF fields.
+CORS_REQUEST_HEADERS: Final = (
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Unmodified-Since",
+    "Idempotency-Key",
+    "Content-Type",
+    TENANT_HEADER,
+    ROLE_HEADER,
+    CSRF_HEADER,
+)
+#: The response header fields a script may read besides the safelisted ones: the
+#: validators it sends back (ETag, which carries a session's vector clock, and
+#: Last-Modified), a 201's Location, and how long a 503 asks it to wait.
+CORS_EXPOSED_HEADERS: Final = ("ETag", "Last-Modified", "Location", "Retry-After")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,16 +84,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.runtime.engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served from the package, not
+    # a CDN: the documentation renders where there is no internet.
+    app = FastAPIOffline(
         title="optimist reference service",
         version=optimist.__version__,
         summary="The admin, projects and test-sessions APIs, without lost updates.",
         lifespan=lifespan,
+        docs_url=DOCS_URL,
+        redoc_url=REDOC_URL,
     )
     install_problem_handlers(app)
+    # The documentation pages may load nothing from elsewhere.
+    app.add_middleware(DocsPolicy, paths=(DOCS_URL, REDOC_URL))
     # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.
     app.add_middleware(VectorClockMiddleware, defer=True, paths=("/v1/tests/sessions",))
     app.add_middleware(HeadMiddleware)
+    if settings.cors_origins:
+        # Outside HEAD and the clock, so that a preflight never reaches a route, and a
+        # problem (a 412 with the current ETag) carries the fields a browser needs to
+        # let the script read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=CORS_METHODS,
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+        )
+    # Outside CORS, so that preflights are counted too.
+    install_metrics(app)
+    # Outside the others, so that it sees every response they send; it keeps the
+    # "Vary: Origin" of CORS.
+    install_caching(app, CACHING)
 
     app.include_router(health.router)
     app.include_router(admin.router)

@@ -33,12 +33,14 @@ import asyncio
 import functools
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any
 
 from uvicorn import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from optimist.httpdate import http_date
 from optimist.problem import MEDIA_TYPE, Problem
 from optimist.service.gate import Gate
 from optimist.service.settings import Settings
@@ -67,19 +69,22 @@ def process_limits() -> ConnectionLimits:
 
 
 def _request_timeout_response() -> bytes:
-    """The whole response to a request whose head did not arrive in time (RFC 9110 §15.5.9)."""
+    """The whole response to a request whose head did not arrive in time (RFC 9110 §15.5.9).
+
+    Written past the application, so it carries its own Date (RFC 9110 §6.6.1) and
+    ``no-store``, as the application's problems do.
+    """
     problem = Problem(408, detail="The request's head did not arrive in time.")
     body = json.dumps(problem.to_dict(), separators=(",", ":")).encode()
     head = (
         "HTTP/1.1 408 Request Timeout\r\n"
         f"content-type: {MEDIA_TYPE}\r\n"
         f"content-length: {len(body)}\r\n"
+        f"date: {http_date(datetime.now(UTC))}\r\n"
+        "cache-control: no-store\r\n"
         "connection: close\r\n\r\n"
     )
     return head.encode("ascii") + body
-
-
-_REQUEST_TIMEOUT: Final = _request_timeout_response()
 
 
 class BoundedHttpProtocol(HttpToolsProtocol):
@@ -136,6 +141,26 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self.timeout_keep_alive_task is not None:
             self._arm_idle()
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's 400 for a request it cannot parse, with the Date uvicorn no longer adds
+        (the server runs with ``date_header=False``; RFC 9110 §6.6.1) and ``no-store``."""
+        content = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        body = msg.encode("ascii", "replace")
+        content.extend(
+            [
+                f"date: {http_date(datetime.now(UTC))}\r\n".encode("ascii"),
+                b"cache-control: no-store\r\n",
+                b"content-type: text/plain; charset=utf-8\r\n",
+                f"content-length: {len(body)}\r\n".encode("ascii"),
+                b"connection: close\r\n\r\n",
+                body,
+            ]
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
+
     # Timers
 
     def _arm_idle(self) -> None:
@@ -160,5 +185,5 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             return
         # A response in progress (a pipelined head came slowly) must not be interleaved.
         if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(_REQUEST_TIMEOUT)
+            self.transport.write(_request_timeout_response())
         self.transport.close()

@@ -21,8 +21,10 @@ import asyncio
 import errno
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any, Final, cast
 
+from optimist.httpdate import http_date
 from optimist.problem import MEDIA_TYPE, Problem
 from optimist.service.episodes import Episode
 from optimist.service.limits import REFUSING
@@ -48,6 +50,8 @@ def refusal_response(limit: int) -> bytes:
         "HTTP/1.1 503 Service Unavailable\r\n"
         f"content-type: {MEDIA_TYPE}\r\n"
         f"content-length: {len(body)}\r\n"
+        f"date: {http_date(datetime.now(UTC))}\r\n"
+        "cache-control: no-store\r\n"
         f"retry-after: {RETRY_AFTER}\r\n"
         "connection: close\r\n\r\n"
     )

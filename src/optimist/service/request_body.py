@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Final
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from optimist.httpdate import http_date
 from optimist.problem import MEDIA_TYPE, Problem
 
 __all__ = ["RequestBodyGuard"]
@@ -113,6 +115,10 @@ class _Reading:
                 "headers": [
                     (b"content-type", MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
+                    # Past the application and its caching policy: its own Date and
+                    # no-store (RFC 9110 §6.6.1; RFC 9111 §5.2.2.5).
+                    (b"date", http_date(datetime.now(UTC)).encode()),
+                    (b"cache-control", b"no-store"),
                     (b"connection", b"close"),
                 ],
             }

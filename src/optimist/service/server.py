@@ -4,7 +4,9 @@
 it (:mod:`optimist.service.limits`); :func:`serve` then runs ``uvicorn.run`` with the
 bounded HTTP protocol (:mod:`optimist.service.connections`): one process, or with
 ``workers`` > 1 a master that binds the socket and supervises worker processes, each
-serving :func:`served_app`. SIGTERM stops it gracefully (requests in progress get
+serving :func:`served_app` (:class:`Supervisor`: uvicorn's, which also keeps the
+workers' metric files, :mod:`optimist.service.metrics`, in a directory of their own,
+removed at exit). SIGTERM stops it gracefully (requests in progress get
 :data:`GRACEFUL_SHUTDOWN` seconds); the access log has a line per request.
 
 :func:`served_app` is the factory every worker (or the one process) builds the
@@ -31,19 +33,32 @@ import multiprocessing
 import os
 import signal
 import sys
-from typing import Final
+from contextlib import suppress
+from pathlib import Path
+from socket import socket
+from typing import Any, Final
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from optimist.service.app import create_app
 from optimist.service.connections import BoundedHttpProtocol
 from optimist.service.gate import Gate
 from optimist.service.limits import connection_cap, raise_open_file_limit
+from optimist.service.metrics import metric_files
 from optimist.service.request_body import RequestBodyGuard
 from optimist.service.settings import Settings
 
-__all__ = ["GRACEFUL_SHUTDOWN", "die_with_parent", "fit_connections", "serve", "served_app"]
+__all__ = [
+    "GRACEFUL_SHUTDOWN",
+    "Supervisor",
+    "die_with_parent",
+    "fit_connections",
+    "serve",
+    "served_app",
+]
 
 #: Seconds requests in progress may take to finish after SIGTERM.
 GRACEFUL_SHUTDOWN: Final = 10
@@ -52,6 +67,9 @@ GRACEFUL_SHUTDOWN: Final = 10
 _PR_SET_PDEATHSIG: Final = 1
 
 _LOGGER: Final = logging.getLogger("uvicorn.error")
+
+#: The factory every worker (or the one process) imports.
+_APP: Final = "optimist.service.server:served_app"
 
 
 def fit_connections(settings: Settings) -> Settings:
@@ -77,21 +95,60 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
 
     Every worker builds its application and its connections' limits from the
     ``OPTIMIST_*`` variables, so ``settings`` (fitted by :func:`fit_connections`) are
-    written into this process's environment first, which the workers inherit.
+    written into this process's environment first, which the workers inherit. The
+    metric files of its processes go to a private directory
+    (:func:`~optimist.service.metrics.metric_files`), which :class:`Supervisor` keeps
+    for the workers.
     """
     os.environ.update(settings.to_environment())
-    uvicorn.run(
-        "optimist.service.server:served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=BoundedHttpProtocol,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "http": BoundedHttpProtocol,
         # Whole seconds for uvicorn; the protocol times idleness with the exact value.
-        timeout_keep_alive=math.ceil(settings.idle_timeout),
-        access_log=True,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-    )
+        "timeout_keep_alive": math.ceil(settings.idle_timeout),
+        "access_log": True,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        # The application sets Date itself, from the clock reading it keeps Last-Modified
+        # under (RFC 9110 §8.8.2.1); uvicorn's would be a second Date, up to a second older.
+        "date_header": False,
+    }
+    with metric_files() as metrics:
+        if workers <= 1:
+            uvicorn.run(_APP, **options)
+            return
+        # What uvicorn.run does for workers, with a supervisor that also keeps the metrics.
+        config = uvicorn.Config(_APP, workers=workers, **options)
+        with suppress(KeyboardInterrupt):
+            Supervisor(config, sockets=[config.bind_socket()], metrics=metrics).run()
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's supervisor of worker processes, which also forgets the live gauges of
+    each worker that has exited (prometheus-client's ``mark_process_dead``).
+
+    A worker that dies is replaced by the time :meth:`keep_subprocess_alive` returns;
+    one retired on a signal (SIGHUP, SIGTTOU) has been by the next call. Its counters
+    and histograms stay: what it served was served.
+    """
+
+    def __init__(self, config: uvicorn.Config, *, sockets: list[socket], metrics: Path) -> None:
+        super().__init__(config, sockets=sockets)
+        self.metrics = metrics
+        self._serving: set[int] = set()
+
+    def keep_subprocess_alive(self) -> None:
+        """Replace dead workers, as uvicorn does, then forget the ones gone."""
+        before = self._workers()
+        super().keep_subprocess_alive()
+        self._serving, gone = self._workers(), self._serving | before
+        for pid in gone - self._serving:
+            mark_process_dead(pid, str(self.metrics))  # type: ignore[no-untyped-call]
+
+    def _workers(self) -> set[int]:
+        """The process ids of the workers serving now."""
+        return {process.pid for process in self.processes if process.pid is not None}
 
 
 def served_app() -> ASGIApp:

@@ -1,7 +1,8 @@
 """SQLAlchemy 2 (Core, asyncio) integration: preconditions enforced inside the write.
 
 * :func:`create_engine`: an async engine for SQLite (WAL, busy timeout, BEGIN
-  IMMEDIATE) or PostgreSQL (asyncpg, a resilient pool);
+  IMMEDIATE, a new database file created ``0600``) or PostgreSQL (asyncpg, a resilient
+  pool);
 * :func:`versioned_table` / :class:`Versioned`: a table whose rows carry an ETag, a
   modification time and a place in the write sequence;
 * :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
@@ -46,6 +47,7 @@ from optimist.sqlalchemy._where import Clause, where
 from optimist.sqlalchemy.clocks import clock_of, create_clocked, delete_clocked, update_clocked
 from optimist.sqlalchemy.engine import (
     SQLITE_BEGIN,
+    SQLITE_FILE_MODE,
     Bind,
     autocommit,
     create_engine,
@@ -68,6 +70,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "SEQUENCES_TABLE",
     "SQLITE_BEGIN",
+    "SQLITE_FILE_MODE",
     "Bind",
     "Clause",
     "EtagRecipe",

@@ -12,6 +12,10 @@ driver", *Using SQLAlchemy to emit BEGIN in lieu of SQLite's transaction control
   "database is locked";
 * ``synchronous=NORMAL``: durable at every checkpoint, safe against corruption in WAL;
 * ``foreign_keys=ON``: SQLite leaves them off unless asked, per connection;
+* a database file that does not exist yet is created ``0600``
+  (:data:`SQLITE_FILE_MODE`, ``create_engine(file_mode=...)``) before SQLite opens it:
+  SQLite would create it ``0644``, readable by every local user, and it creates the
+  ``-wal`` and ``-shm`` files with the database file's mode;
 * the driver's own transaction control is switched off (``isolation_level = None``) and
   every transaction starts with ``BEGIN IMMEDIATE``, which takes the write lock up
   front. A deferred transaction that reads first and writes later must upgrade its
@@ -60,6 +64,7 @@ and logs each outage once.
 
 from __future__ import annotations
 
+import os
 import time
 import weakref
 from collections.abc import AsyncIterator
@@ -81,6 +86,7 @@ __all__ = [
     "POSTGRES_POOL",
     "SQLITE_BEGIN",
     "SQLITE_BUSY_TIMEOUT",
+    "SQLITE_FILE_MODE",
     "Bind",
     "autocommit",
     "create_engine",
@@ -96,6 +102,10 @@ SQLITE_BEGIN: Final = "optimist_sqlite_begin"
 
 #: Seconds a SQLite connection waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT: Final = 30.0
+
+#: The mode a SQLite database file is created with: its owner reads and writes it, no one
+#: else (it may hold secrets; the reference service keeps its signing key there).
+SQLITE_FILE_MODE: Final = 0o600
 
 #: Pool settings for PostgreSQL; each may be overridden by a keyword of the same name.
 POSTGRES_POOL: Final[dict[str, Any]] = {
@@ -131,18 +141,22 @@ def create_engine(
     busy_timeout: float = SQLITE_BUSY_TIMEOUT,
     idle_ping: float | None = POSTGRES_IDLE_PING,
     retry_after: int = DEFAULT_RETRY_AFTER,
+    file_mode: int | None = SQLITE_FILE_MODE,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine for ``url`` configured as this module's docstring describes.
 
-    ``busy_timeout`` (seconds) applies to SQLite only, ``idle_ping`` (seconds, None: never)
-    to PostgreSQL only; ``retry_after`` (seconds) is what a 503 of this engine asks a
-    client to wait. ``kwargs`` go to :func:`sqlalchemy.ext.asyncio.create_async_engine`
-    and win over the defaults.
+    ``busy_timeout`` (seconds) and ``file_mode`` (the mode a database file that does not
+    exist yet is created with; None leaves that to SQLite) apply to SQLite only,
+    ``idle_ping`` (seconds, None: never) to PostgreSQL only; ``retry_after`` (seconds) is
+    what a 503 of this engine asks a client to wait. ``kwargs`` go to
+    :func:`sqlalchemy.ext.asyncio.create_async_engine` and win over the defaults.
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        if file_mode is not None:
+            _create_database_file(parsed, file_mode)
         connect_args = {"timeout": busy_timeout, **kwargs.pop("connect_args", {})}
         # The pool's rollback of every returned connection is replaced by on_reset's.
         kwargs.setdefault("pool_reset_on_return", None)
@@ -258,6 +272,24 @@ async def _transaction(
     else:
         async with bind.begin():
             yield bind
+
+
+def _create_database_file(url: URL, mode: int) -> None:
+    """Create the (empty) SQLite database file of ``url`` with ``mode``, unless it exists.
+
+    An empty file is an empty database to SQLite. In-memory databases and URI filenames
+    (``?uri=true``, which say how to open the file themselves) are left alone; a file
+    that exists keeps its mode. Two processes creating it at once agree (O_EXCL); a
+    path that cannot be created is left for SQLite to report when it opens it.
+    """
+    path = url.database
+    if not path or path == ":memory:" or url.query.get("uri"):
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError:  # it exists, or SQLite will say what is wrong with the path
+        return
+    os.close(descriptor)
 
 
 def _configure_sqlite(engine: AsyncEngine, busy_timeout: float) -> None:

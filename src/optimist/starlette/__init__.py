@@ -9,7 +9,11 @@ keep RFC 9110 §13.2.1's precedence, and seed 000's vector-clock middleware as p
   for a library error, worded by the bound profile), 304s and the validators.
 * :mod:`~optimist.starlette.handlers`: :func:`install_problem_handlers`, which answers
   library errors, ``HTTPException`` (405 with every allowed method) and anything
-  unexpected as problem details.
+  unexpected as problem details, and installs the default caching policy.
+* :mod:`~optimist.starlette.caching`: :class:`CachingPolicy` and its
+  :class:`CachingMiddleware` (:func:`install_caching`): ``Cache-Control``, ``Vary`` on
+  the identity fields and ``Date`` on every response, so that no shared cache serves one
+  client's representation to another, nor an old one after a write.
 * :mod:`~optimist.starlette.clocks`: :class:`VectorClockMiddleware`, and the one typed
   :class:`ClockState` through which it and the app exchange the clocks of a request.
 * :mod:`~optimist.starlette.precedence`: :func:`missing_first`, under which a refusal
@@ -26,6 +30,14 @@ from optimist.starlette.binding import (
     FailedDetail,
     bound_request,
     read_preconditions,
+)
+from optimist.starlette.caching import (
+    NO_CACHE,
+    NO_STORE,
+    PRIVATE_NO_CACHE,
+    CachingMiddleware,
+    CachingPolicy,
+    install_caching,
 )
 from optimist.starlette.clocks import (
     INVALID_CLOCK_DETAIL,
@@ -57,6 +69,11 @@ __all__ = [
     "INTERNAL_DETAIL",
     "INVALID_CLOCK_DETAIL",
     "NOT_MODIFIED_FIELDS",
+    "NO_CACHE",
+    "NO_STORE",
+    "PRIVATE_NO_CACHE",
+    "CachingMiddleware",
+    "CachingPolicy",
     "ClockState",
     "ConditionalProfile",
     "ConditionalRequest",
@@ -72,6 +89,7 @@ __all__ = [
     "clock_state",
     "error_response",
     "http_error_response",
+    "install_caching",
     "install_problem_handlers",
     "missing_first",
     "not_modified",

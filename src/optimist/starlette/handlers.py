@@ -2,13 +2,16 @@
 
 :func:`install_problem_handlers` turns every :class:`~optimist.errors.OptimistError`,
 every ``HTTPException`` (404 unknown route, 405 with ``Allow``) and every unexpected
-exception (a generic 500 that leaks nothing) into ``application/problem+json``.
+exception (a generic 500 that leaks nothing) into ``application/problem+json``, and
+gives the application the default caching policy (:mod:`~optimist.starlette.caching`)
+unless it has one.
 :func:`http_error_response` is the ``HTTPException`` half, for a framework on top of
 Starlette whose own handler answers some of them differently (``optimist.fastapi``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -19,8 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Host, Match, Mount
 
 from optimist.errors import OptimistError
+from optimist.httpdate import http_date
 from optimist.problem import Problem
 from optimist.starlette._fields import allow_field, allowed_methods
+from optimist.starlette.caching import caching_installed, install_caching
 from optimist.starlette.responses import INTERNAL_DETAIL, error_response, problem_response
 
 __all__ = ["http_error_response", "install_problem_handlers"]
@@ -91,11 +96,17 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    return problem_response(Problem(500, INTERNAL_DETAIL))
+    # Starlette sends this one from outside every middleware, the caching policy's too:
+    # RFC 9110 §6.6.1 lets a 5xx go without Date, but a clock is at hand.
+    return problem_response(Problem(500, INTERNAL_DETAIL), {"Date": http_date(datetime.now(UTC))})
 
 
 def install_problem_handlers(app: Starlette) -> None:
-    """Answer library errors, HTTP exceptions and anything unexpected as problem+json."""
+    """Answer library errors, HTTP exceptions and anything unexpected as problem+json;
+    install the default :class:`~optimist.starlette.CachingPolicy` unless
+    :func:`~optimist.starlette.install_caching` gave ``app`` one already."""
     app.add_exception_handler(OptimistError, _optimist_error)
     app.add_exception_handler(HTTPException, _http_exception)
     app.add_exception_handler(Exception, _internal_error)
+    if not caching_installed(app):
+        install_caching(app)

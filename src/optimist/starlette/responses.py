@@ -25,6 +25,7 @@ from optimist.etag import EntityTag
 from optimist.problem import MEDIA_TYPE, Problem, from_error
 from optimist.starlette._fields import NOT_MODIFIED_FIELDS, set_etag
 from optimist.starlette.binding import bound_request
+from optimist.starlette.caching import NO_STORE
 from optimist.starlette.clocks import INVALID_CLOCK_DETAIL, clock_state
 
 __all__ = [
@@ -65,8 +66,12 @@ def not_modified(
 
 
 def problem_response(problem: Problem, headers: Mapping[str, str] | None = None) -> Response:
-    """The problem+json response for ``problem``, with ``headers``."""
-    return ProblemResponse(problem.to_dict(), status_code=problem.status, headers=headers)
+    """The problem+json response for ``problem``, with ``headers``; ``no-store`` unless
+    ``headers`` say otherwise, whether or not a caching policy is installed."""
+    response = ProblemResponse(problem.to_dict(), status_code=problem.status, headers=headers)
+    # RFC 9111 §5.2.2.5: a problem answers one request; no cache keeps it.
+    response.headers.setdefault("Cache-Control", NO_STORE)
+    return response
 
 
 def error_response(error: OptimistError, request: HTTPConnection | None = None) -> Response:

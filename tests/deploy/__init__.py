@@ -1,0 +1,1 @@
+"""The service deployed as operators deploy it: behind shared caches."""
