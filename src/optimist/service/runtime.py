@@ -1,32 +1,63 @@
 """What every request of the service shares: settings, engine, signer, cursor codec.
 
-Built once per worker process in the application's lifespan. The signing key is the
+Built once per worker process in the application's lifespan. The secret is the
 deployment's (``OPTIMIST_SECRET_KEY``, or one generated once and kept in the
 database), so a cursor or CSRF token issued by one worker verifies in every other.
+
+CSRF tokens are signed (:class:`~optimist.tokens.TokenSigner`): they carry nothing but
+their audience and age. Cursors are sealed (:class:`~optimist.cryptography.TokenSealer`,
+AES-GCM): a signed cursor would show its keyset position and its snapshot's watermark,
+a count of the creates of every tenant, to whoever holds it. Sealed, a cursor is still
+bound to its listing (route, tenant, filters: another's is a 400), refused when
+changed (400) and expired with its snapshot (410). Both keys are derived from the one
+secret, each for its own use.
+
+The engine's 503s ask a client to wait :data:`RETRY_AFTER` seconds. A worker that starts
+while the database is unavailable (a restart during an outage, a SQLite write lock held
+beyond the busy timeout) waits for it, trying again every :data:`RETRY_AFTER` seconds
+and logging the wait once: it serves no request before its runtime exists, while the
+other workers answer theirs, and a worker that failed its start instead would make
+uvicorn stop the whole deployment. :func:`prepare`, which ``optimist migrate`` and the
+start of ``optimist serve`` run once, does not wait: an unavailable database is a
+:class:`~optimist.errors.ServiceUnavailable` saying why.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets as token_secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Final, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from optimist.cryptography import TokenSealer
 from optimist.cursor import CursorCodec
+from optimist.errors import ServiceUnavailable
 from optimist.service import demo
+from optimist.service.episodes import Episode
 from optimist.service.migrate import upgrade
 from optimist.service.schema import secrets
 from optimist.service.settings import Settings
-from optimist.sqlalchemy import create_engine
+from optimist.sqlalchemy import create_engine, transaction, unavailable
 from optimist.tokens import TokenSigner
 
-__all__ = ["Runtime", "RuntimeDep", "prepare", "runtime", "signing_key"]
+__all__ = ["RETRY_AFTER", "Runtime", "RuntimeDep", "prepare", "runtime", "signing_key", "start"]
+
+#: Seconds a 503 for an unavailable database asks the client to wait: a terminated
+#: session or a restarted server is usually behind the pool by then, and a client that
+#: comes back too early only gets another 503.
+RETRY_AFTER: Final = 1
 
 _SIGNING_KEY = "signing_key"
+_LOGGER: Final = logging.getLogger("uvicorn.error")
+_T = TypeVar("_T")
+_LOCAL_FILES: Final = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +83,7 @@ async def signing_key(engine: AsyncEngine, settings: Settings) -> str:
     """
     if settings.secret_key:
         return settings.secret_key
-    async with engine.begin() as connection:
+    async with transaction(engine) as connection:
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         await connection.execute(
             dialect.insert(secrets)
@@ -65,30 +96,65 @@ async def signing_key(engine: AsyncEngine, settings: Settings) -> str:
 
 
 async def prepare(settings: Settings, engine: AsyncEngine | None = None) -> bool:
-    """Migrate the database (and fill a fresh one with the demo data); True if it was fresh."""
+    """Migrate the database (and fill a fresh one with the demo data); True if it was fresh.
+
+    Raises ServiceUnavailable when the database cannot serve the work.
+    """
     own = engine is None
-    engine = engine or create_engine(settings.database_url)
+    engine = engine or create_engine(settings.database_url, retry_after=RETRY_AFTER)
     try:
-        fresh = await upgrade(engine)
-        if fresh and settings.demo_data:
-            await demo.load(engine)
-        await signing_key(engine, settings)
+        fresh, _ = await _prepared(settings, engine)
     finally:
         if own:
             await engine.dispose()
     return fresh
 
 
+async def _prepared(settings: Settings, engine: AsyncEngine) -> tuple[bool, str]:
+    """Migrate, load the demo data into a fresh database, read the signing key: whether
+    the database was fresh, and the key. An outage is a ServiceUnavailable."""
+    try:
+        fresh = await upgrade(engine)
+        if fresh and settings.demo_data:
+            await demo.load(engine)
+        return fresh, await signing_key(engine, settings)
+    except Exception as error:
+        # Alembic and the demo data use the engine directly, untranslated. A file that
+        # cannot be read (a migration script) is no outage: it stays what it is.
+        down = None if isinstance(error, _LOCAL_FILES) else unavailable(error, engine)
+        if down is None:
+            raise
+        raise down from error
+
+
+async def _when_available(work: Callable[[], Awaitable[_T]]) -> _T:
+    """``work()``, run again while it fails with ServiceUnavailable (see the module's
+    docstring); the wait is logged when it begins and when it ends."""
+    waiting = Episode(
+        _LOGGER,
+        begins="Start waits for the database (%s), trying again every %d s",
+        ends="Database available: starting, after %d failed attempts",
+    )
+    while True:
+        try:
+            done = await work()
+        except ServiceUnavailable as error:
+            waiting.occurred(error.reason, RETRY_AFTER)
+        else:
+            waiting.over()
+            return done
+        await asyncio.sleep(RETRY_AFTER)
+
+
 async def start(settings: Settings) -> Runtime:
-    """Migrate if needed and build this process's runtime."""
-    engine = create_engine(settings.database_url)
-    await prepare(settings, engine)
-    signer = TokenSigner([await signing_key(engine, settings)])
+    """Migrate if needed and build this process's runtime, once the database serves."""
+    engine = create_engine(settings.database_url, retry_after=RETRY_AFTER)
+    _, secret = await _when_available(lambda: _prepared(settings, engine))
     return Runtime(
         settings=settings,
         engine=engine,
-        signer=signer,
-        cursors=CursorCodec(signer, max_age=settings.cursor_max_age),
+        signer=TokenSigner([secret]),
+        cursors=CursorCodec(TokenSealer([secret]), max_age=settings.cursor_max_age),
     )
 
 
