@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from optimist.httpdate import parse_http_date
-from optimist.service.gate import refusal_response
+from optimist.service.gate import closing_response, refusal_response
 from tests.support.conformance import complaints, parsed
 from tests.support.servers import Server, optimist_serving, read_until_closed
 
@@ -93,9 +93,14 @@ def test_timeout_refusal_passes_httplint(server: Server, data: bytes) -> None:
     assert complaints(parsed(answer_to(server, data), _REQUEST)) == []
 
 
-def test_connection_cap_refusal_is_dated_no_store_and_passes_httplint() -> None:
-    """The 503 for a connection beyond the cap is dated, no-store, and passes httplint."""
-    response = parsed(refusal_response(7), _REQUEST)
+@pytest.mark.parametrize(
+    "answer",
+    [refusal_response(7), closing_response()],
+    ids=["beyond the cap", "during shutdown"],
+)
+def test_a_refused_connection_gets_a_dated_no_store_503_passing_httplint(answer: bytes) -> None:
+    """The 503 for a connection the gate refuses is dated, no-store, and passes httplint."""
+    response = parsed(answer, _REQUEST)
     assert response.status_code == 503
     assert_dated_no_store(response)
     assert complaints(response) == []

@@ -11,7 +11,9 @@ out of file descriptors. :class:`BoundedHttpProtocol` adds what a deployment nee
   fields) must be complete within ``head_timeout`` seconds, else the client gets
   RFC 9110 §15.5.9's 408 with ``Connection: close`` and the connection is closed;
 * **cap**: a connection beyond ``max_connections`` open in this worker is refused with
-  a 503 at once (:mod:`optimist.service.gate`).
+  a 503 at once (:mod:`optimist.service.gate`);
+* **shutdown**: a connection made after the graceful shutdown began gets a 503 too,
+  rather than being served until it is cut off.
 
 The request body's deadline is the ASGI middleware's (:mod:`optimist.service.request_body`),
 which answers 408 through the application's own response path.
@@ -23,8 +25,8 @@ uvicorn's configuration, so the environment the command line wrote is how they r
 
 This subclasses uvicorn's ``HttpToolsProtocol`` and overrides its connection and parser
 callbacks (``connection_made``, ``data_received``, ``on_headers_complete``,
-``on_response_complete``, ``connection_lost``); the ``service`` extra pins the uvicorn
-releases it is tested with.
+``on_response_complete``, ``connection_lost``) and ``shutdown``; the ``service`` extra
+pins the uvicorn releases it is tested with.
 """
 
 from __future__ import annotations
@@ -108,6 +110,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.gate.accepted()
+        if self.gate.closing:
+            self.gate.turn_away(transport)
+            return
         if len(self.connections) >= self.limits.max_connections:
             self.gate.refuse(transport, self.limits.max_connections)
             return
@@ -124,6 +129,13 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
         if len(self.connections) < self.limits.max_connections:
             self.gate.below_limit()
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown asks each open connection to close after its
+        response in progress; from then on, the gate turns away the connections made
+        late (see :mod:`optimist.service.gate`)."""
+        self.gate.closing = True
+        super().shutdown()
 
     # httptools parser callbacks and uvicorn's own
 

@@ -1,4 +1,5 @@
-"""The door of one server: connections refused beyond the cap, and accepts that fail.
+"""The door of one server: connections refused beyond the cap or once it is closing, and
+accepts that fail.
 
 One :class:`Gate` per event loop (one uvicorn server per worker process) is installed
 as the loop's exception handler, so it hears of every ``accept()`` that fails for want
@@ -13,6 +14,12 @@ the request the client sends meanwhile is read and dropped until the client clos
 or :data:`LINGER` seconds pass, so that closing never resets the connection under the
 answer. At most :data:`~optimist.service.limits.REFUSING` refusals linger at once;
 beyond that they are closed as soon as the answer is written.
+
+Once uvicorn's graceful shutdown has begun (:attr:`Gate.closing`), a connection the
+kernel had accepted before the listening socket closed, but which asyncio makes only
+now, gets the same kind of 503 (:func:`closing_response`): uvicorn has already asked
+the open connections to close, and one it never asked would be served until the
+graceful limit, then cut off in mid-request.
 """
 
 from __future__ import annotations
@@ -29,7 +36,14 @@ from optimist.problem import MEDIA_TYPE, Problem
 from optimist.service.episodes import Episode
 from optimist.service.limits import REFUSING
 
-__all__ = ["LINGER", "RETRY_AFTER", "Gate", "Refusal", "refusal_response"]
+__all__ = [
+    "LINGER",
+    "RETRY_AFTER",
+    "Gate",
+    "Refusal",
+    "closing_response",
+    "refusal_response",
+]
 
 #: Seconds a refused connection stays open for the client to read its 503.
 LINGER: Final = 2.0
@@ -43,7 +57,20 @@ _EXHAUSTED: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.
 
 def refusal_response(limit: int) -> bytes:
     """The whole HTTP/1.1 response a connection beyond the cap of ``limit`` receives."""
-    detail = f"The server holds its limit of {limit} connections; retry shortly."
+    return _unavailable(f"The server holds its limit of {limit} connections; retry shortly.")
+
+
+def closing_response() -> bytes:
+    """The whole HTTP/1.1 response a connection made after shutdown began receives."""
+    return _unavailable("The server is shutting down; retry shortly.")
+
+
+def _unavailable(detail: str) -> bytes:
+    """A 503 problem with ``detail``, Retry-After and Connection: close (RFC 9110 §15.6.4).
+
+    Written past the application, so it carries its own Date (RFC 9110 §6.6.1) and
+    ``no-store``, as the application's problems do.
+    """
     problem = Problem(503, detail=detail)
     body = json.dumps(problem.to_dict(), separators=(",", ":")).encode()
     head = (
@@ -65,6 +92,8 @@ class Gate:
         self.loop = loop
         self._previous = loop.get_exception_handler()
         self.lingering = 0
+        #: Whether the server's graceful shutdown has begun (see the module's docstring).
+        self.closing = False
         self.full = Episode(
             _LOGGER,
             begins="Connection limit of %d reached: new connections are answered 503",
@@ -105,7 +134,14 @@ class Gate:
     def refuse(self, transport: asyncio.BaseTransport, limit: int) -> None:
         """Answer ``transport``'s connection 503 and close it; it counts no further."""
         self.full.occurred(limit)
-        refusal = Refusal(self, refusal_response(limit), linger=self.lingering < REFUSING)
+        self._answer(transport, refusal_response(limit))
+
+    def turn_away(self, transport: asyncio.BaseTransport) -> None:
+        """Answer ``transport``'s connection, made after shutdown began, 503 and close it."""
+        self._answer(transport, closing_response())
+
+    def _answer(self, transport: asyncio.BaseTransport, response: bytes) -> None:
+        refusal = Refusal(self, response, linger=self.lingering < REFUSING)
         transport.set_protocol(refusal)
         refusal.connection_made(transport)
 
