@@ -4,6 +4,7 @@ operator's mistake said in two lines with exit status 2 and no traceback."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shlex
 import socket
@@ -14,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 import optimist
 from optimist.service import server
 from optimist.service.cli import SERVER_ENVIRONMENT, _parser, main
+from optimist.service.runtime import start
 from optimist.service.settings import ENVIRONMENT, Settings
 from tests.support.databases import scratch_database
 from tests.support.servers import free_port, optimist_command
@@ -160,6 +162,22 @@ IN_PROCESS = {
     ),
     "timeout-not-a-number": Mistake(
         "serve --ready-timeout soon", "--ready-timeout: 'soon' is not a number", "positive"
+    ),
+    "busy-timeout-zero": Mistake(
+        "serve --busy-timeout 0",
+        "--busy-timeout: 0 is not a positive number of seconds",
+        "give --busy-timeout a positive number of seconds",
+    ),
+    "busy-timeout-infinite": Mistake(
+        "migrate --busy-timeout inf",
+        "--busy-timeout: inf is not a positive number of seconds",
+        "give --busy-timeout a positive number of seconds",
+    ),
+    "busy-timeout-variable": Mistake(
+        "migrate",
+        "OPTIMIST_BUSY_TIMEOUT: nan is not a positive number of seconds",
+        "set OPTIMIST_BUSY_TIMEOUT to a positive number of seconds, or unset it",
+        {"OPTIMIST_BUSY_TIMEOUT": "nan"},
     ),
     "timeout-variable": Mistake(
         "serve",
@@ -343,6 +361,28 @@ def test_options_reach_the_server_and_the_workers(
     assert where == {"host": "127.0.0.1", "port": port, "workers": 3}
     assert settings.cors_origins == ("https://app.example", "http://localhost:5173")
     assert Settings.from_environment() == settings
+
+
+async def sqlite_busy_timeout(settings: Settings) -> object:
+    """PRAGMA busy_timeout (milliseconds) on a connection of a worker started with ``settings``."""
+    runtime = await start(settings)
+    try:
+        async with runtime.engine.connect() as connection:
+            return await connection.scalar(text("PRAGMA busy_timeout"))
+    finally:
+        await runtime.engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["serve", "migrate"])
+def test_busy_timeout_reaches_the_sqlite_connections(
+    command: str,
+    served: list[tuple[Settings, dict[str, object]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--busy-timeout, written into the variables, is the busy timeout of SQLite connections."""
+    monkeypatch.setenv("OPTIMIST_PORT", str(free_port()))
+    main([command, "--busy-timeout", "2.5"])
+    assert asyncio.run(sqlite_busy_timeout(Settings.from_environment())) == 2500
 
 
 def test_server_variables_are_read_when_no_option_is_given(

@@ -7,8 +7,6 @@ migration would hold it; PostgreSQL's by a session that locks the table /readyz 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,19 +20,11 @@ from optimist.service.app import create_app
 from optimist.service.runtime import Runtime
 from optimist.sqlalchemy import create_engine
 from optimist.tokens import TokenSigner
+from tests.support.locks import write_lock
 from tests.support.servers import Server, free_port, optimist_serving
 from tests.support.service import problem_of, settings_for
 
 pytestmark = pytest.mark.anyio
-
-# Holds SQLite's write lock on the file named by argv[1] until its stdin is closed.
-_HOLD_WRITE_LOCK = """
-import sqlite3, sys
-connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-connection.execute("BEGIN IMMEDIATE")
-print("locked", flush=True)
-sys.stdin.read()
-"""
 
 
 @pytest.fixture(scope="module")
@@ -45,28 +35,15 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
-def write_lock(sqlite_server: Server) -> Iterator[None]:
+def write_locked(sqlite_server: Server) -> Iterator[None]:
     """Another process holds the server's SQLite write lock (BEGIN IMMEDIATE) meanwhile."""
-    database = sqlite_server.log.parent / "optimist.db"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_WRITE_LOCK, str(database)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
+    with write_lock(sqlite_server.log.parent / "optimist.db"):
         yield
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 @pytest.mark.slow
 async def test_healthz_answers_while_another_process_holds_the_sqlite_write_lock(
-    sqlite_server: Server, write_lock: None
+    sqlite_server: Server, write_locked: None
 ) -> None:
     """Liveness needs no database: 200 while the write lock is taken elsewhere."""
     async with httpx.AsyncClient(base_url=sqlite_server.url, timeout=60) as client:
@@ -77,7 +54,7 @@ async def test_healthz_answers_while_another_process_holds_the_sqlite_write_lock
 
 @pytest.mark.slow
 async def test_readyz_answers_while_another_process_holds_the_sqlite_write_lock(
-    sqlite_server: Server, write_lock: None
+    sqlite_server: Server, write_locked: None
 ) -> None:
     """Readiness only reads: 200 while the write lock is taken elsewhere."""
     async with httpx.AsyncClient(base_url=sqlite_server.url, timeout=60) as client:

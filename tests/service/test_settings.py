@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from optimist.service.settings import (
+    DEFAULT_BUSY_TIMEOUT,
     ENVIRONMENT,
     InvalidSetting,
     Settings,
@@ -15,6 +16,7 @@ from optimist.service.settings import (
     default_node_id,
     redacted_url,
 )
+from optimist.sqlalchemy.engine import SQLITE_BUSY_TIMEOUT
 from optimist.vclock import VectorClock
 
 ORIGINS = ENVIRONMENT["cors_origins"]
@@ -51,6 +53,7 @@ def test_environment_round_trips() -> None:
         idle_timeout=0.25,
         max_connections=7,
         ready_timeout=3,
+        busy_timeout=2.5,
         cors_origins=("https://app.example.com", "http://localhost:5173", "*"),
     )
     assert Settings.from_environment(settings.to_environment()) == settings
@@ -72,7 +75,7 @@ def test_bad_max_ages_are_refused(variable: str, value: str) -> None:
 
 
 def test_server_limits_have_their_documented_defaults() -> None:
-    """Unset, the head, body, idle and ready timeouts and the cap are docs/service.md's."""
+    """Unset, the head, body, idle, ready and busy timeouts and the cap are docs/service.md's."""
     settings = Settings.from_environment({"OPTIMIST_NODE_ID": "n"})
     assert (
         settings.head_timeout,
@@ -80,7 +83,13 @@ def test_server_limits_have_their_documented_defaults() -> None:
         settings.idle_timeout,
         settings.max_connections,
         settings.ready_timeout,
-    ) == (10, 30, 5, 1000, 2)
+        settings.busy_timeout,
+    ) == (10, 30, 5, 1000, 2, 30)
+
+
+def test_default_busy_timeout_is_the_library_default() -> None:
+    """The default busy timeout, written out to keep SQLAlchemy from --help, is the library's."""
+    assert DEFAULT_BUSY_TIMEOUT == SQLITE_BUSY_TIMEOUT
 
 
 @pytest.mark.parametrize(
@@ -90,6 +99,7 @@ def test_server_limits_have_their_documented_defaults() -> None:
         "OPTIMIST_BODY_TIMEOUT",
         "OPTIMIST_IDLE_TIMEOUT",
         "OPTIMIST_READY_TIMEOUT",
+        "OPTIMIST_BUSY_TIMEOUT",
     ],
 )
 @pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "soon"])
@@ -110,12 +120,13 @@ def test_bad_connection_caps_are_refused(value: str) -> None:
     ("variable", "value"),
     [
         ("OPTIMIST_HEAD_TIMEOUT", "soon"),
+        ("OPTIMIST_BUSY_TIMEOUT", "0"),
         ("OPTIMIST_CSRF_MAX_AGE", "-5"),
         ("OPTIMIST_MAX_CONNECTIONS", "many"),
         ("OPTIMIST_CORS_ORIGINS", "example.com"),
         ("OPTIMIST_DATABASE_URL", "mysql://db/app"),
     ],
-    ids=["timeout", "max-age", "cap", "origin", "database"],
+    ids=["timeout", "busy-timeout", "max-age", "cap", "origin", "database"],
 )
 def test_a_refused_variable_is_named_by_its_setting(variable: str, value: str) -> None:
     """A refusal names the setting whose variable was wrong, so that it can be reported."""

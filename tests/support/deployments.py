@@ -26,7 +26,7 @@ from typing import Final
 
 import httpx
 
-from tests.support.servers import _SERVE_ENV, ROOT, free_port, optimist_command, wait_until
+from tests.support.servers import ROOT, SERVE_ENV, free_port, optimist_command, wait_until
 
 __all__ = ["PATIENCE", "STARTED", "Deployment", "deployment", "group_members"]
 
@@ -41,7 +41,7 @@ WORKER_PROBES: Final = 20
 
 #: The environment of a fault test's ``optimist serve``: the tests' own (nothing of the
 #: runner's), with the demo data, whose user the probes read.
-_ENV: Final = {**_SERVE_ENV, "OPTIMIST_DEMO_DATA": "1"}
+_ENV: Final = {**SERVE_ENV, "OPTIMIST_DEMO_DATA": "1"}
 
 
 def group_members(group: int) -> list[int]:
@@ -69,6 +69,8 @@ class Deployment:
     workers: int
     database_url: str | None
     env: Mapping[str, str]
+    #: Further options of ``optimist serve`` (``--busy-timeout 3``), given at every start.
+    options: tuple[str, ...] = ()
     #: How many times it was started.
     starts: int = 0
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
@@ -103,7 +105,7 @@ class Deployment:
         arguments = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
         if self.database_url is not None:
             arguments += ["--database-url", self.database_url]
-        command = optimist_command(*arguments)
+        command = optimist_command(*arguments, *self.options)
         with self.log.open("ab") as sink:
             sink.write(f"\n--- start {self.starts}: {' '.join(command)}\n".encode())
             sink.flush()
@@ -190,12 +192,15 @@ class Deployment:
 
 @contextmanager
 def deployment(
-    directory: Path, *, workers: int = 2, database_url: str | None = None
+    directory: Path,
+    *options: str,
+    workers: int = 2,
+    database_url: str | None = None,
 ) -> Iterator[Deployment]:
-    """``optimist serve --workers N`` started in ``directory`` (its SQLite database there
-    unless ``database_url`` names another) on a free port; stopped, and every process it
-    started gone, at the end of the ``with``."""
-    running = Deployment(directory, free_port(), workers, database_url, _ENV)
+    """``optimist serve --workers N`` with ``options`` started in ``directory`` (its SQLite
+    database there unless ``database_url`` names another) on a free port; stopped, and
+    every process it started gone, at the end of the ``with``."""
+    running = Deployment(directory, free_port(), workers, database_url, _ENV, options)
     try:
         running.start()
         yield running

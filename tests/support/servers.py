@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import httpx
 
 __all__ = [
     "ROOT",
+    "SERVE_ENV",
     "Server",
     "free_port",
     "optimist_command",
@@ -110,7 +112,7 @@ def serving(
 
 
 #: The environment of a test's ``optimist serve``: no variable of the test runner's own.
-_SERVE_ENV = {
+SERVE_ENV: Final = {
     "OPTIMIST_DATABASE_URL": "",
     "OPTIMIST_SECRET_KEY": "test-secret",
     "OPTIMIST_NODE_ID": "test-node",
@@ -132,7 +134,7 @@ def optimist_serving(
     unless ``arguments`` name another), logging to ``directory / "serve.log"``."""
     port = free_port()
     command = optimist_command("serve", "--port", str(port), *arguments)
-    environment = {**_SERVE_ENV, **(env or {})}
+    environment = {**SERVE_ENV, **(env or {})}
     log = directory / "serve.log"
     with serving(
         command, port=port, log=log, ready=ready, env=environment, cwd=directory,

@@ -16,7 +16,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Final, NoReturn
 
@@ -31,6 +31,7 @@ from optimist.service.mistakes import (
 )
 from optimist.service.settings import (
     DEFAULT_BODY_TIMEOUT,
+    DEFAULT_BUSY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -87,6 +88,15 @@ _LIMITS: Final = {
         f"(env OPTIMIST_READY_TIMEOUT; default {DEFAULT_READY_TIMEOUT:g})",
     ),
 }
+#: Options of ``serve`` and ``migrate`` alike that are settings, in the same form.
+_DATABASE_LIMITS: Final = {
+    "busy_timeout": (
+        "SECONDS",
+        "seconds a write waits for SQLite's write lock, held by another process, before "
+        "it gives up (a request then gets 503 with Retry-After) "
+        f"(env OPTIMIST_BUSY_TIMEOUT; default {DEFAULT_BUSY_TIMEOUT:g}; SQLite only)",
+    ),
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,6 +129,13 @@ def _parser() -> _Parser:
     )
     parser.add_argument("--version", action="version", version=f"optimist {optimist.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def limits(
+        command: argparse.ArgumentParser, title: str, options: Mapping[str, tuple[str, str]]
+    ) -> None:
+        group = command.add_argument_group(title)
+        for name, (metavar, text) in options.items():
+            group.add_argument(option_of(name), metavar=metavar, help=text)
 
     def common(command: argparse.ArgumentParser) -> None:
         command.add_argument(
@@ -165,12 +182,11 @@ def _parser() -> _Parser:
         "default: none, CORS is off)",
     )
     common(serve)
-    limits = serve.add_argument_group("timeouts and limits")
-    for name, (metavar, text) in _LIMITS.items():
-        limits.add_argument(option_of(name), metavar=metavar, help=text)
+    limits(serve, "timeouts and limits", {**_LIMITS, **_DATABASE_LIMITS})
 
     migrate = commands.add_parser("migrate", help="apply the schema migrations and exit")
     common(migrate)
+    limits(migrate, "timeouts", _DATABASE_LIMITS)
     parser.commands = {"serve": serve, "migrate": migrate}
     return parser
 
@@ -178,7 +194,8 @@ def _parser() -> _Parser:
 def _given(arguments: argparse.Namespace) -> dict[str, str]:
     """The settings given as options, as the text of their variables."""
     values = {
-        name: getattr(arguments, name, None) for name in ("database_url", "node_id", *_LIMITS)
+        name: getattr(arguments, name, None)
+        for name in ("database_url", "node_id", *_LIMITS, *_DATABASE_LIMITS)
     }
     given = {name: value for name, value in values.items() if value is not None}
     if arguments.no_demo_data:

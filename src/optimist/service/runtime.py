@@ -75,6 +75,13 @@ class Runtime:
         return self.settings.node_id
 
 
+def _engine(settings: Settings) -> AsyncEngine:
+    """The engine of ``settings``: their database and busy timeout, :data:`RETRY_AFTER`."""
+    return create_engine(
+        settings.database_url, busy_timeout=settings.busy_timeout, retry_after=RETRY_AFTER
+    )
+
+
 async def signing_key(engine: AsyncEngine, settings: Settings) -> str:
     """The deployment's signing key: configured, or generated once and kept in the database.
 
@@ -101,7 +108,7 @@ async def prepare(settings: Settings, engine: AsyncEngine | None = None) -> bool
     Raises ServiceUnavailable when the database cannot serve the work.
     """
     own = engine is None
-    engine = engine or create_engine(settings.database_url, retry_after=RETRY_AFTER)
+    engine = engine or _engine(settings)
     try:
         fresh, _ = await _prepared(settings, engine)
     finally:
@@ -148,7 +155,7 @@ async def _when_available(work: Callable[[], Awaitable[_T]]) -> _T:
 
 async def start(settings: Settings) -> Runtime:
     """Migrate if needed and build this process's runtime, once the database serves."""
-    engine = create_engine(settings.database_url, retry_after=RETRY_AFTER)
+    engine = _engine(settings)
     _, secret = await _when_available(lambda: _prepared(settings, engine))
     return Runtime(
         settings=settings,

@@ -5,9 +5,10 @@ variables before it starts uvicorn, so every worker process of one deployment re
 one configuration, the way uvicorn's own ``--workers`` expects an importable factory.
 
 Besides the application's settings, the limits that keep one deployment standing when
-its clients misbehave (:mod:`optimist.service.connections`, :mod:`optimist.service.request_body`)
-and the readiness probe's patience (:mod:`optimist.service.health`) live here, in seconds
-and connections, so that an operator sets them the same two ways as the rest.
+its clients misbehave (:mod:`optimist.service.connections`, :mod:`optimist.service.request_body`),
+the readiness probe's patience (:mod:`optimist.service.health`) and how long a write
+waits for SQLite's write lock (the busy timeout) live here, in seconds and connections,
+so that an operator sets them the same two ways as the rest.
 
 A value the service cannot run with raises :class:`InvalidSetting`, which names the
 setting, says what is wrong with the value and what the setting takes, so that the
@@ -36,6 +37,7 @@ from optimist.vclock import VectorClock
 
 __all__ = [
     "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
@@ -64,6 +66,7 @@ ENVIRONMENT = {
     "idle_timeout": "OPTIMIST_IDLE_TIMEOUT",
     "max_connections": "OPTIMIST_MAX_CONNECTIONS",
     "ready_timeout": "OPTIMIST_READY_TIMEOUT",
+    "busy_timeout": "OPTIMIST_BUSY_TIMEOUT",
     "cors_origins": "OPTIMIST_CORS_ORIGINS",
 }
 
@@ -73,6 +76,9 @@ DEFAULT_BODY_TIMEOUT: Final = 30.0
 DEFAULT_IDLE_TIMEOUT: Final = 5.0
 DEFAULT_MAX_CONNECTIONS: Final = 1000
 DEFAULT_READY_TIMEOUT: Final = 2.0
+#: optimist.sqlalchemy.engine.SQLITE_BUSY_TIMEOUT, written out: importing it would import
+#: SQLAlchemy, which ``optimist --help`` does without (a test keeps the two equal).
+DEFAULT_BUSY_TIMEOUT: Final = 30.0
 
 _SECONDS: Final = "a positive number of seconds"
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
@@ -226,6 +232,8 @@ class Settings:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     #: Seconds /readyz waits for the database before it answers 503.
     ready_timeout: float = DEFAULT_READY_TIMEOUT
+    #: Seconds a write waits for SQLite's write lock before it is answered 503 (SQLite only).
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     #: Origins whose browsers may call the APIs (CORS): none by default; ``*`` is any.
     cors_origins: tuple[str, ...] = ()
 
@@ -243,7 +251,8 @@ class Settings:
             age: timedelta = getattr(self, name)
             if age <= timedelta(0):
                 raise InvalidSetting(name, f"{age.total_seconds():g} is not positive", _SECONDS)
-        for name in ("head_timeout", "body_timeout", "idle_timeout", "ready_timeout"):
+        timeouts = ("head_timeout", "body_timeout", "idle_timeout", "ready_timeout", "busy_timeout")
+        for name in timeouts:
             seconds = getattr(self, name)
             # NaN compares false both ways: refuse whatever is not a positive finite number.
             if not 0 < seconds < math.inf:
@@ -287,6 +296,7 @@ class Settings:
             idle_timeout=_number(env, "idle_timeout", float, DEFAULT_IDLE_TIMEOUT),
             max_connections=_number(env, "max_connections", int, DEFAULT_MAX_CONNECTIONS),
             ready_timeout=_number(env, "ready_timeout", float, DEFAULT_READY_TIMEOUT),
+            busy_timeout=_number(env, "busy_timeout", float, DEFAULT_BUSY_TIMEOUT),
             cors_origins=parse_origins([env.get(ENVIRONMENT["cors_origins"], "")]),
         )
 
@@ -303,6 +313,7 @@ class Settings:
             ENVIRONMENT["idle_timeout"]: repr(self.idle_timeout),
             ENVIRONMENT["max_connections"]: str(self.max_connections),
             ENVIRONMENT["ready_timeout"]: repr(self.ready_timeout),
+            ENVIRONMENT["busy_timeout"]: repr(self.busy_timeout),
             # Written even when empty: an inherited variable must not add origins.
             ENVIRONMENT["cors_origins"]: ",".join(self.cors_origins),
         }
