@@ -24,6 +24,7 @@ from optimist.service.cli import SERVER_ENVIRONMENT, _parser, main
 from optimist.service.runtime import start
 from optimist.service.settings import ENVIRONMENT, Settings
 from tests.support.databases import scratch_database
+from tests.support.locks import write_lock
 from tests.support.servers import free_port, optimist_command
 
 #: A password in the URLs of the mistakes below: no message may show it.
@@ -286,6 +287,18 @@ def test_port_in_use_is_said_before_anything_starts(capsys: pytest.CaptureFixtur
         port = taken.getsockname()[1]
         said = stopped(["serve", "--port", str(port)], capsys)
     assert_said(said, Mistake("", f"127.0.0.1:{port} is in use by another", "--port another"))
+
+
+def test_a_sqlite_database_locked_by_another_process_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migrating while another process holds the write lock: who holds what, and the fix."""
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # main() writes its settings there
+    database = tmp_path / "locked.db"
+    url = f"sqlite:///{database}"
+    with write_lock(database):
+        said = stopped(["migrate", "--database-url", url, "--busy-timeout", "0.1"], capsys)
+    assert_said(said, Mistake("", "another process holds the write lock", "--busy-timeout"))
 
 
 @pytest.mark.postgres

@@ -165,6 +165,13 @@ def _sqlite_mistake(error: sqlite3.DatabaseError, path: str, subject: str) -> Mi
             f"SQLite cannot open the database {path}",
             f"give {subject} a path in a directory you may write to",
         )
+    if "database is locked" in message:
+        # Another process kept the write lock beyond the busy timeout (a backup, a shell,
+        # a second service migrating the same file).
+        return Mistake(
+            f"another process holds the write lock of the SQLite database {path}",
+            "stop it or wait for it, or raise --busy-timeout",
+        )
     if "file is not a database" in message:
         return Mistake(
             f"{path} is not a SQLite database", f"give {subject} another file, or a new one"
