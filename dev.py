@@ -55,6 +55,8 @@ CORE = [
     "src/optimist/merge.py",
     "src/optimist/httpdate.py",
     "src/optimist/_text.py",
+    "src/optimist/idempotency.py",
+    "src/optimist/_structured.py",
 ]
 CORE_COVERAGE = 95
 

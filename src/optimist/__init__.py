@@ -14,10 +14,16 @@ __version__ = "0.2.0.dev0"
 from optimist.conditions import Condition, ResourceState
 from optimist.cursor import Cursor, CursorCodec
 from optimist.errors import (
+    CorruptRecord,
     ExpiredToken,
     ForeignToken,
     GuardFailed,
+    IdempotencyError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
     InvalidEntityTag,
+    InvalidIdempotencyKey,
     InvalidInput,
     InvalidToken,
     InvalidVectorClock,
@@ -36,6 +42,7 @@ from optimist.errors import (
     VersionConflict,
 )
 from optimist.etag import ANY, Comparison, EntityTag, TagMatch
+from optimist.idempotency import Fingerprint, IdempotencyKey, StoredResponse
 from optimist.merge import apply_merge_patch, create_merge_patch
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.preconditions import Outcome, Preconditions, evaluate
@@ -47,13 +54,21 @@ __all__ = [
     "ANY",
     "Comparison",
     "Condition",
+    "CorruptRecord",
     "Cursor",
     "CursorCodec",
     "EntityTag",
     "ExpiredToken",
+    "Fingerprint",
     "ForeignToken",
     "GuardFailed",
+    "IdempotencyError",
+    "IdempotencyKey",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyRequired",
+    "IdempotencyKeyReused",
     "InvalidEntityTag",
+    "InvalidIdempotencyKey",
     "InvalidInput",
     "InvalidToken",
     "InvalidVectorClock",
@@ -76,6 +91,7 @@ __all__ = [
     "ResponseError",
     "ServiceUnavailable",
     "SignedPayload",
+    "StoredResponse",
     "TagMatch",
     "TamperedToken",
     "TokenSigner",

@@ -7,6 +7,7 @@ that one handler can turn any of them into problem details (RFC 9457)::
     OptimistError                      status  fields
     ├── InvalidInput                    400    field, value, reason
     │   ├── InvalidEntityTag            400    field, value, reason, position
+    │   ├── InvalidIdempotencyKey       400    field, value, reason, position
     │   ├── InvalidVectorClock          400    field, value, reason
     │   └── InvalidToken                400    field, value, reason   (cursors, CSRF tokens)
     │       ├── MalformedToken          400
@@ -22,11 +23,20 @@ that one handler can turn any of them into problem details (RFC 9457)::
     ├── ResourceExists                  409    resource, key
     ├── GuardFailed                     409    resource, key, current
     ├── MergeConflict                   409    base, theirs, mine, paths
+    ├── IdempotencyError                       documentation
+    │   ├── IdempotencyKeyRequired      400    method, target
+    │   ├── IdempotencyKeyInFlight      409    key
+    │   └── IdempotencyKeyReused        422    key, differences
+    ├── CorruptRecord                   500    record, reason
     ├── ServiceUnavailable              503    reason, retry_after, dependency
     └── ResponseError                  (its)   method, url, status, problem   (client side)
 
 ``NotModified`` is an outcome rather than a failure, but raising it lets a
 handler deep inside a request end it with 304 the same way it ends others.
+``IdempotencyError`` covers the misuses of an ``Idempotency-Key`` that
+draft-ietf-httpapi-idempotency-key-header names ("Error Handling"), each with the draft's title;
+``CorruptRecord`` is a stored record (an idempotency fingerprint or response) that
+cannot be read back, a fault of the server, never of the request.
 ``ServiceUnavailable`` is the one 5xx a client is told about: a temporary condition
 (the database cannot be reached) that may be over in ``retry_after`` seconds.
 
@@ -38,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from optimist._text import shorten
 
@@ -47,10 +57,16 @@ if TYPE_CHECKING:
     from optimist.vclock import Ordering, VectorClock
 
 __all__ = [
+    "CorruptRecord",
     "ExpiredToken",
     "ForeignToken",
     "GuardFailed",
+    "IdempotencyError",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyRequired",
+    "IdempotencyKeyReused",
     "InvalidEntityTag",
+    "InvalidIdempotencyKey",
     "InvalidInput",
     "InvalidToken",
     "InvalidVectorClock",
@@ -101,6 +117,15 @@ class InvalidInput(OptimistError, ValueError):
 
 class InvalidEntityTag(InvalidInput):
     """An entity-tag field value does not follow RFC 9110 §8.8.3; ``position`` is where it broke."""
+
+    def __init__(self, field: str, value: str, reason: str, position: int) -> None:
+        super().__init__(field, value, f"{reason} at position {position}")
+        self.position = position
+
+
+class InvalidIdempotencyKey(InvalidInput):
+    """An Idempotency-Key field is not one sf-string key (RFC 9651 §3.3.3) of 1 to 255
+    characters; ``position`` is where it broke."""
 
     def __init__(self, field: str, value: str, reason: str, position: int) -> None:
         super().__init__(field, value, f"{reason} at position {position}")
@@ -277,6 +302,90 @@ class MergeConflict(OptimistError):
         self.theirs = theirs
         self.mine = mine
         self.paths = tuple(paths)
+
+
+class IdempotencyError(OptimistError):
+    """An Idempotency-Key is missing or misused (draft-ietf-httpapi-idempotency-key-header).
+
+    ``title`` is the draft's title for the problem; ``documentation`` is the address of
+    the API's rules for its keys, which the draft asks the answer to link (it becomes the
+    problem's ``type``), or None.
+    """
+
+    title: ClassVar[str] = "Idempotency-Key misused"
+
+    def __init__(self, detail: str, documentation: str | None = None) -> None:
+        super().__init__(detail)
+        self.documentation = documentation
+
+
+class IdempotencyKeyRequired(IdempotencyError):
+    """The route requires an Idempotency-Key the request lacked: 400, as the draft asks."""
+
+    status = 400
+    title = "Idempotency-Key is missing"
+
+    def __init__(self, method: str, target: str, documentation: str | None = None) -> None:
+        super().__init__(
+            f"{method} {shorten(target)} requires an Idempotency-Key header: send a new "
+            "random key (a UUID) with each new request, and the same key when resending it",
+            documentation,
+        )
+        self.method = method
+        self.target = target
+
+
+class IdempotencyKeyInFlight(IdempotencyError):
+    """A request with this key is still being processed: 409; resend it once that one is done."""
+
+    status = 409
+    title = "A request is outstanding for this Idempotency-Key"
+
+    def __init__(self, key: str, documentation: str | None = None) -> None:
+        super().__init__(
+            "a request with this Idempotency-Key is still being processed: resend it "
+            "unchanged once that one has been answered",
+            documentation,
+        )
+        self.key = key
+
+
+class IdempotencyKeyReused(IdempotencyError):
+    """The key was first used for another request: 422, as the draft asks.
+
+    ``differences`` names the parts of the request that differ from the first one
+    (``"method"``, ``"target"``, a precondition field, ``"Content-Type"``, ``"body"``).
+    """
+
+    status = 422
+    title = "Idempotency-Key is already used"
+
+    def __init__(
+        self, key: str, differences: Sequence[str], documentation: str | None = None
+    ) -> None:
+        shown = ", ".join(differences) or "the request"
+        super().__init__(
+            f"this Idempotency-Key was used for another request (it differs in {shown}): "
+            "use a new key for a new request",
+            documentation,
+        )
+        self.key = key
+        self.differences = tuple(differences)
+
+
+class CorruptRecord(OptimistError):
+    """A record the server stored cannot be read back: ``record`` names it, ``reason`` says why.
+
+    A fault of the server (a damaged row, a record written by an incompatible version),
+    so 500; the reason is the operator's and stays out of the response.
+    """
+
+    status = 500
+
+    def __init__(self, record: str, reason: str) -> None:
+        super().__init__(f"the stored {record} cannot be read: {reason}")
+        self.record = record
+        self.reason = reason
 
 
 class ServiceUnavailable(OptimistError):

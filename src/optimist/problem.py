@@ -130,6 +130,11 @@ def from_error(error: errors.OptimistError) -> Problem:
             detail=error.detail,
             invalid_params=(InvalidParam(error.header, "required"),),
         )
+    if isinstance(error, errors.IdempotencyError):
+        return _idempotency(error)
+    if isinstance(error, errors.CorruptRecord):
+        # A fault of the server: what could not be read, and why, is the operator's.
+        return Problem(status=error.status, detail="A stored record could not be read.")
     if isinstance(error, errors.InvalidInput):
         return Problem(
             status=error.status,
@@ -153,6 +158,34 @@ def from_error(error: errors.OptimistError) -> Problem:
             extensions={"conflicting_paths": ["/".join(path) for path in error.paths]},
         )
     return Problem(status=error.status, detail=error.detail)
+
+
+def _idempotency(error: errors.IdempotencyError) -> Problem:
+    # draft-ietf-httpapi-idempotency-key-header, "Error Handling": the body links the
+    # API's documentation; as the problem's type, it may carry the draft's title. With
+    # about:blank the title stays the status phrase (RFC 9457 §4.2.1).
+    linked = error.documentation is not None
+    problem = Problem(
+        status=error.status,
+        detail=error.detail,
+        title=error.title if linked else None,
+        type=error.documentation or "about:blank",
+    )
+    if isinstance(error, errors.IdempotencyKeyRequired):
+        return Problem(
+            status=problem.status,
+            detail=problem.detail,
+            title=problem.title,
+            type=problem.type,
+            invalid_params=(InvalidParam("Idempotency-Key", "required"),),
+        )
+    if isinstance(error, errors.IdempotencyKeyReused):
+        return problem.with_extensions(
+            idempotency_key=shorten(error.key), differences=list(error.differences)
+        )
+    if isinstance(error, errors.IdempotencyKeyInFlight):
+        return problem.with_extensions(idempotency_key=shorten(error.key))
+    return problem
 
 
 def _tag(tag: object) -> str | None:

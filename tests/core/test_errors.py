@@ -10,10 +10,16 @@ import pytest
 
 from optimist import errors
 from optimist.errors import (
+    CorruptRecord,
     ExpiredToken,
     ForeignToken,
     GuardFailed,
+    IdempotencyError,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyRequired,
+    IdempotencyKeyReused,
     InvalidEntityTag,
+    InvalidIdempotencyKey,
     InvalidInput,
     InvalidToken,
     InvalidVectorClock,
@@ -37,6 +43,7 @@ from optimist.vclock import Ordering, VectorClock
 TREE = [
     (InvalidInput, OptimistError, 400),
     (InvalidEntityTag, InvalidInput, 400),
+    (InvalidIdempotencyKey, InvalidInput, 400),
     (InvalidVectorClock, InvalidInput, 400),
     (InvalidToken, InvalidInput, 400),
     (MalformedToken, InvalidToken, 400),
@@ -52,6 +59,11 @@ TREE = [
     (ResourceExists, OptimistError, 409),
     (GuardFailed, OptimistError, 409),
     (MergeConflict, OptimistError, 409),
+    (IdempotencyError, OptimistError, 500),
+    (IdempotencyKeyRequired, IdempotencyError, 400),
+    (IdempotencyKeyInFlight, IdempotencyError, 409),
+    (IdempotencyKeyReused, IdempotencyError, 422),
+    (CorruptRecord, OptimistError, 500),
     (ServiceUnavailable, OptimistError, 503),
     (ResponseError, OptimistError, 500),
 ]

@@ -301,6 +301,49 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         },
     ),
     (
+        errors.InvalidIdempotencyKey("Idempotency-Key", "abc", "expected '\"'", 0),
+        {
+            "status": 400,
+            "detail": "invalid Idempotency-Key: expected '\"' at position 0",
+            "invalid_params": [
+                {"name": "Idempotency-Key", "reason": "expected '\"' at position 0"}
+            ],
+        },
+    ),
+    (errors.IdempotencyError("misused"), {"status": 500, "detail": "misused"}),
+    (
+        errors.IdempotencyKeyRequired("POST", "/projects"),
+        {
+            "status": 400,
+            "detail": "POST /projects requires an Idempotency-Key header: send a new random "
+            "key (a UUID) with each new request, and the same key when resending it",
+            "invalid_params": [{"name": "Idempotency-Key", "reason": "required"}],
+        },
+    ),
+    (
+        errors.IdempotencyKeyInFlight("k1"),
+        {
+            "status": 409,
+            "detail": "a request with this Idempotency-Key is still being processed: resend it "
+            "unchanged once that one has been answered",
+            "idempotency_key": "k1",
+        },
+    ),
+    (
+        errors.IdempotencyKeyReused("k1", ["body"]),
+        {
+            "status": 422,
+            "detail": "this Idempotency-Key was used for another request (it differs in body): "
+            "use a new key for a new request",
+            "idempotency_key": "k1",
+            "differences": ["body"],
+        },
+    ),
+    (
+        errors.CorruptRecord("response", "not JSON"),
+        {"status": 500, "detail": "A stored record could not be read."},
+    ),
+    (
         errors.ServiceUnavailable("connection refused: 10.0.0.7:5432", retry_after=5),
         {
             "status": 503,
@@ -340,6 +383,12 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         "ResourceExists",
         "GuardFailed",
         "MergeConflict",
+        "InvalidIdempotencyKey",
+        "IdempotencyError",
+        "IdempotencyKeyRequired",
+        "IdempotencyKeyInFlight",
+        "IdempotencyKeyReused",
+        "CorruptRecord",
         "ServiceUnavailable",
         "ResponseError",
     ],
