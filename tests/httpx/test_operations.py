@@ -1,5 +1,5 @@
 """The one-request flows, through both clients: reads that revalidate, create-if-absent,
-conditional delete, and cursor-paginated lists.
+conditional delete, cursor-paginated lists, and the Idempotency-Key of a create or delete.
 """
 
 from __future__ import annotations
@@ -7,8 +7,16 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from optimist.errors import PreconditionFailed, ResourceExists, ResourceNotFound, ResponseError
+from optimist.errors import (
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    PreconditionFailed,
+    ResourceExists,
+    ResourceNotFound,
+    ResponseError,
+)
 from optimist.httpx import Created, Exists, Page, Versioned
+from tests.httpx.keyed_api import KeyedServer
 from tests.support.fake_api import BASE, Rig, problem
 
 # -- reading -----------------------------------------------------------------------------------
@@ -112,6 +120,65 @@ async def test_delete_forgets_the_cached_document(rig: Rig) -> None:
     with pytest.raises(ResourceNotFound):
         await client.get("/items/a")
     assert "If-None-Match" not in rig.server.requests[-1].headers
+
+
+# -- idempotency keys --------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_create_whose_answer_was_lost_is_created_not_exists(rig: Rig) -> None:
+    """A create applied and then lost is resent with its key: Created, replayed, not Exists."""
+    rig.server = KeyedServer()
+    rig.server.drop = ["PUT"]
+    outcome = await rig.client().create("/items/new", {"name": "x"})
+    assert outcome == Created(rig.server.doc("new"), rig.server.docs["new"][1],
+                              f"{BASE}/items/new", replayed=True)  # fmt: skip
+    assert rig.server.doc("new")["version"] == 1
+
+
+@pytest.mark.anyio
+async def test_callers_key_makes_a_create_once_across_clients(rig: Rig) -> None:
+    """The same create under the same key from a second client (a restart) is replayed."""
+    rig.server = KeyedServer()
+    first = await rig.client().create("/items/n", {"name": "x"}, idempotency_key="order-1")
+    again = await rig.client().create("/items/n", {"name": "x"}, idempotency_key="order-1")
+    assert isinstance(first, Created)
+    assert again == Created(first.document, first.etag, first.location, replayed=True)
+    assert rig.server.idempotency_keys("PUT") == ['"order-1"', '"order-1"']
+
+
+@pytest.mark.anyio
+async def test_callers_key_for_another_create_raises_reused(rig: Rig) -> None:
+    """A key the server saw with another body is refused (422): IdempotencyKeyReused."""
+    rig.server = KeyedServer()
+    client = rig.client()
+    await client.create("/items/n", {"name": "x"}, idempotency_key="order-1")
+    with pytest.raises(IdempotencyKeyReused) as raised:
+        await client.create("/items/n", {"name": "y"}, idempotency_key="order-1")
+    assert (raised.value.key, raised.value.differences) == ("order-1", ("body",))
+    assert rig.server.doc("n")["name"] == "x"
+
+
+@pytest.mark.anyio
+async def test_callers_key_makes_a_delete_once_across_clients(rig: Rig) -> None:
+    """A delete sent again under its key gets its stored 204, not a 412 or 404."""
+    rig.server = KeyedServer()
+    tag = rig.server.store("a", {"name": "x"})
+    await rig.client().delete("/items/a", etag=tag, idempotency_key="rm-a")
+    await rig.client().delete("/items/a", etag=tag, idempotency_key="rm-a")
+    assert rig.server.statuses == [204, 204]
+    assert rig.server.idempotency_keys("DELETE") == ['"rm-a"', '"rm-a"']
+
+
+@pytest.mark.anyio
+async def test_create_whose_key_stays_in_flight_is_not_resource_exists(rig: Rig) -> None:
+    """A 409 for a key in flight after the attempts is IdempotencyKeyInFlight, not
+    ResourceExists."""
+    rig.server = KeyedServer()
+    rig.server.in_flight = 100
+    with pytest.raises(IdempotencyKeyInFlight):
+        await rig.client(max_attempts=2).create("/items/n", {"name": "x"})
+    assert "n" not in rig.server.docs
 
 
 # -- pagination --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The update flow, through both clients: conditional writes, merging or reapplying on
-412, and the bounds that end it.
+412, the bounds that end it, and the Idempotency-Key of each write.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import anyio
 import httpx
 import pytest
 
-from optimist.errors import InvalidInput, MergeConflict, PreconditionFailed
+from optimist.errors import IdempotencyKeyReused, InvalidInput, MergeConflict, PreconditionFailed
 from optimist.etag import Comparison, EntityTag
 from optimist.httpx import PUT, PUT_CHANGES, Backoff, OnConflict, Updated
 from optimist.merge import JSON
+from tests.httpx.keyed_api import KeyedServer
 from tests.support.fake_api import FakeServer, Rig, problem, setting
 
 # -- writing -----------------------------------------------------------------------------------
@@ -256,6 +257,87 @@ async def test_weak_tags_work_where_the_server_compares_weakly(rig: Rig) -> None
     await rig.client().update("/items/a", setting(size=2))
     assert rig.server.sent("PATCH")[0].headers["If-Match"] == f'W/"{tag.opaque}"'
     assert rig.server.doc("a")["size"] == 2
+
+
+# -- idempotency keys --------------------------------------------------------------------------
+
+
+def _increment(document: JSON) -> JSON:
+    return {**document, "count": document["count"] + 1}
+
+
+@pytest.mark.anyio
+async def test_write_after_a_412_takes_a_new_key(rig: Rig) -> None:
+    """The write after a 412 and a merge is a new attempt: a new key, a new If-Match."""
+    rig.server.store("a", {"name": "x", "size": 1})
+
+    def mine(document: JSON) -> JSON:
+        rig.server.store("a", {"name": "theirs"})
+        return {**document, "size": 2}
+
+    await rig.client().update("/items/a", mine)
+    first, second = rig.server.sent("PATCH")
+    assert first.headers["If-Match"] != second.headers["If-Match"]
+    assert first.headers["Idempotency-Key"] != second.headers["Idempotency-Key"]
+
+
+@pytest.mark.anyio
+async def test_lost_answer_is_resent_and_replayed_never_reapplied(rig: Rig) -> None:
+    """A write applied and then lost is resent with its key; the replay ends the update
+    and the increment is applied once, with no refetch."""
+    rig.server = KeyedServer()
+    rig.server.store("a", {"count": 0})
+    rig.server.drop = ["PATCH"]  # the server applies it, then the connection drops
+    updated = await rig.client().update("/items/a", _increment, on_conflict=OnConflict.REAPPLY)
+    assert rig.server.doc("a")["count"] == 1
+    assert [r.method for r in rig.server.requests] == ["GET", "PATCH", "PATCH"]
+    assert len(set(rig.server.idempotency_keys("PATCH"))) == 1
+    assert (updated.replayed, updated.attempts, updated.etag) == (True, 1, rig.server.docs["a"][1])
+
+
+@pytest.mark.anyio
+async def test_keys_off_a_lost_increment_is_reapplied(rig: Rig) -> None:
+    """Keys off: the resend of a lost write meets 412 and the increment is applied twice,
+    the loss keys prevent."""
+    rig.server = KeyedServer()
+    rig.server.store("a", {"count": 0})
+    rig.server.drop = ["PATCH"]
+    client = rig.client(idempotency=False)
+    updated = await client.update("/items/a", _increment, on_conflict=OnConflict.REAPPLY)
+    assert rig.server.doc("a")["count"] == 2
+    assert not updated.replayed
+
+
+@pytest.mark.anyio
+async def test_callers_key_goes_on_the_first_write_only(rig: Rig) -> None:
+    """``idempotency_key`` is the key of the first write; the write after a 412 has its own."""
+    rig.server.store("a", {"name": "x", "size": 1})
+
+    def mine(document: JSON) -> JSON:
+        rig.server.store("a", {"name": "theirs"})
+        return {**document, "size": 2}
+
+    await rig.client().update("/items/a", mine, idempotency_key="job-7 step 1")
+    first, second = rig.server.idempotency_keys("PATCH")
+    assert first == '"job-7 step 1"'
+    assert second not in {None, first}
+
+
+@pytest.mark.anyio
+async def test_callers_key_after_a_restart_is_never_applied_twice(rig: Rig) -> None:
+    """An update run again under its key, after its first write landed unanswered, is
+    refused as a reuse (the document moved on) instead of incrementing again."""
+    rig.server = KeyedServer()
+    rig.server.store("a", {"count": 0})
+    rig.server.drop = ["PATCH"] * 3  # the first run never hears back
+    options = {"on_conflict": OnConflict.REAPPLY, "idempotency_key": "k1"}
+    with pytest.raises(httpx.TransportError):
+        await rig.client().update("/items/a", _increment, **options)
+    with pytest.raises(IdempotencyKeyReused) as raised:
+        await rig.client().update("/items/a", _increment, **options)
+    assert raised.value.key == "k1"
+    assert "If-Match" in raised.value.differences
+    assert rig.server.doc("a")["count"] == 1
 
 
 # -- concurrency -------------------------------------------------------------------------------

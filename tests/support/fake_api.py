@@ -103,6 +103,8 @@ class FakeServer:
         self.lock = threading.Lock()
         self.versions = itertools.count(1)
         self.requests: list[httpx.Request] = []
+        # A resent request is the same object: its key is kept as it was on arrival.
+        self._keys: list[str | None] = []
         self.statuses: list[int] = []
         self.queued: deque[httpx.Response] = deque()
         self.on_write: Callable[[], object] | None = None
@@ -130,14 +132,20 @@ class FakeServer:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
+        self._keys.append(request.headers.get("Idempotency-Key"))
         if request.method in self.drop:
             self.drop.remove(request.method)
             if request.method != "GET":
-                self._handle(request)  # applied, but the answer never arrives
+                self._respond(request)  # applied, but the answer never arrives
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
-        response = self.queued.popleft() if self.queued else self._handle(request)
+        response = self.queued.popleft() if self.queued else self._respond(request)
         self.statuses.append(response.status_code)
         return response
+
+    def _respond(self, request: httpx.Request) -> httpx.Response:
+        """The server's answer: :meth:`_handle`'s, here; a subclass puts what runs
+        before the handler (tests/httpx/keyed_api.py: Idempotency-Key) in front of it."""
+        return self._handle(request)
 
     def _body(self, document: Any) -> Any:
         return {"result": document} if self.envelope else document
@@ -211,6 +219,15 @@ class FakeServer:
     def sent(self, method: str) -> list[httpx.Request]:
         return [
             r for r in self.requests if r.method == method and r.url.path != "/admin/csrf-token"
+        ]
+
+    def idempotency_keys(self, method: str | None = None) -> list[str | None]:
+        """The Idempotency-Key field each request (of ``method``) arrived with, or None."""
+        return [
+            key
+            for request, key in zip(self.requests, self._keys, strict=True)
+            if method is None
+            or (request.method == method and request.url.path != "/admin/csrf-token")
         ]
 
 
@@ -317,15 +334,18 @@ class Rig:
         real_sleep: bool = False,
         latency: float = 0.0,
         unconditional: bool = False,
+        idempotency: bool = True,
     ) -> Driver:
         """A client of the rig's kind; ``unconditional`` strips the preconditions off each
-        request before it is sent (an httpx request hook), so its writes are blind."""
+        request before it is sent (an httpx request hook), so its writes are blind;
+        ``idempotency`` is the client's option of that name."""
         hooks = [_strip_preconditions] if unconditional else []
         options: dict[str, Any] = {
             "api": api,
             "backoff": backoff,
             "max_attempts": max_attempts,
             "cache": cache,
+            "idempotency": idempotency,
         }
         if self.mode == "sync":
 

@@ -11,6 +11,10 @@ merge three-way and retry.
     with Client(httpx.Client(base_url="https://api.example"), api=api) as client:
         client.update("/notes/n1", {"text": "second draft"})
 
+Every write carries an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header), one
+per attempt, so that a write whose answer was lost is sent again and answered, never
+applied twice; ``Client(..., idempotency=False)`` for a server that does not honour keys.
+
 Modules, one concept each:
 
 * :mod:`~optimist.httpx.client`: :class:`Client` and :class:`AsyncClient`, the drivers;
@@ -21,10 +25,12 @@ Modules, one concept each:
 * :mod:`~optimist.httpx.apis`: the adapter seam, how one API shapes its bodies;
 * :mod:`~optimist.httpx.backoff`: bounded jittered backoff and Retry-After;
 * :mod:`~optimist.httpx.cache`: the entity-tag cache behind conditional GETs;
+* :mod:`~optimist.httpx.keys`: the Idempotency-Key of each attempt, and what answers say;
 * :mod:`~optimist.httpx.outcomes`: what the operations return.
 
 Errors are those of :mod:`optimist.errors`: MergeConflict, PreconditionFailed,
-ResourceNotFound, ResourceExists, ResponseError.
+ResourceNotFound, ResourceExists, IdempotencyKeyInFlight, IdempotencyKeyReused,
+IdempotencyKeyRequired, InvalidIdempotencyKey (a caller's key), ResponseError.
 """
 
 from optimist.httpx.apis import (

@@ -7,6 +7,19 @@ with an ``httpx.Client`` and sleeps with ``time.sleep``, an async one that await
 ``httpx.AsyncClient`` and ``anyio.sleep``. The drivers are a few lines each; the
 decisions are all in the flows, shared, down to whether a request that transport lost
 is sent again (:data:`TRANSPORT_ATTEMPTS`, :func:`resendable`).
+
+Idempotency keys (draft-ietf-httpapi-idempotency-key-header): with ``idempotency``
+on, the default, every write (PUT, PATCH, POST, DELETE) carries an ``Idempotency-Key``,
+a new random one per attempt and the same one on each copy of that attempt, and any
+write may be sent again after a transport error, a 429, a 503 or the 409 of its key in
+flight: a server that honours keys answers a copy with the stored answer to the first
+(``replayed`` on :class:`~optimist.httpx.Updated` and :class:`~optimist.httpx.Created`),
+so a write whose answer was lost is never refetched and applied twice. The flows' own
+writes are conditional, so against a server that ignores the field a resent one meets
+412 and is resolved as without keys; only a write stripped of its precondition (by a
+hook) would then risk a second effect. ``idempotency=False`` sends no keys and resends
+only safe and conditional requests. A call's ``idempotency_key`` is sent on the first
+write of that call either way, so that a write can be made again after a restart.
 """
 
 from __future__ import annotations
@@ -26,6 +39,7 @@ from optimist.httpx.backoff import Backoff
 from optimist.httpx.cache import ETagCache
 from optimist.httpx.flows import TRANSPORT_ATTEMPTS, Flow, Reply, RequestBuilder, Sleep, resendable
 from optimist.httpx.outcomes import Change, Created, Exists, OnConflict, Page, Updated, Versioned
+from optimist.idempotency import IdempotencyKey
 from optimist.merge import JSON
 
 __all__ = ["TRANSPORT_ATTEMPTS", "AsyncClient", "Client", "resendable"]
@@ -33,6 +47,12 @@ __all__ = ["TRANSPORT_ATTEMPTS", "AsyncClient", "Client", "resendable"]
 T = TypeVar("T")
 URL = httpx.URL | str
 Params = Mapping[str, str | int]
+Key = IdempotencyKey | str | None
+
+
+def _key(key: Key) -> IdempotencyKey | None:
+    # A str is checked here, before anything is sent: InvalidIdempotencyKey if not a key.
+    return IdempotencyKey(key) if isinstance(key, str) else key
 
 
 class _Operations:
@@ -45,6 +65,8 @@ class _Operations:
         backoff: Backoff | None,
         cache: ETagCache | None,
         max_attempts: int,
+        *,
+        idempotency: bool,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -55,6 +77,7 @@ class _Operations:
             self.api,
             backoff if backoff is not None else Backoff(),
             cache if cache is not None else ETagCache(),
+            idempotency,
         )
 
     def get(self, url: URL) -> Flow[Versioned]:
@@ -67,6 +90,8 @@ class _Operations:
         write: Write | None,
         on_conflict: OnConflict,
         max_attempts: int | None,
+        *,
+        key: Key,
     ) -> Flow[Updated]:
         return updates.update(
             self.context,
@@ -75,17 +100,25 @@ class _Operations:
             write=write if write is not None else self.api.write,
             on_conflict=on_conflict,
             max_attempts=max_attempts if max_attempts is not None else self.max_attempts,
+            key=_key(key),
         )
 
-    def create(self, url: URL, document: JSON, method: str) -> Flow[Created | Exists]:
+    def create(self, url: URL, document: JSON, method: str, key: Key) -> Flow[Created | Exists]:
         return operations.create(
-            self.context, url, document, method=method, max_attempts=self.max_attempts
+            self.context,
+            url,
+            document,
+            method=method,
+            max_attempts=self.max_attempts,
+            key=_key(key),
         )
 
-    def delete(self, url: URL, etag: EntityTag | str | None) -> Flow[None]:
+    def delete(self, url: URL, etag: EntityTag | str | None, key: Key) -> Flow[None]:
         if isinstance(etag, str):
             etag = parse(etag, allow_bare=True)
-        return operations.delete(self.context, url, etag, max_attempts=self.max_attempts)
+        return operations.delete(
+            self.context, url, etag, max_attempts=self.max_attempts, key=_key(key)
+        )
 
     def page(self, url: URL, params: Params | None, cursor: str | None) -> Flow[Page]:
         return operations.page(
@@ -100,7 +133,10 @@ class Client:
     apply); without one the client makes and owns its own. ``api`` adapts an API's
     bodies and credentials (:mod:`optimist.httpx.apis`), ``backoff`` paces retries,
     ``cache`` holds documents to revalidate (one per identity), ``max_attempts``
-    bounds the tries of each operation and ``sleep`` is how it waits.
+    bounds the tries of each operation and ``sleep`` is how it waits. ``idempotency``
+    sends an Idempotency-Key with every write and sends any write again whose answer
+    was lost (see the module's docstring); turn it off for a server that does not
+    honour keys.
 
     The bound is generous because optimistic writes are lock-free: every 412 means
     another writer got through, so retrying makes progress; sixteen clients updating
@@ -116,10 +152,13 @@ class Client:
         cache: ETagCache | None = None,
         max_attempts: int = 20,
         sleep: Callable[[float], None] = time.sleep,
+        idempotency: bool = True,
     ) -> None:
         self._owns_http = http is None
         self.http = http if http is not None else httpx.Client()
-        self._operations = _Operations(self.http.build_request, api, backoff, cache, max_attempts)
+        self._operations = _Operations(
+            self.http.build_request, api, backoff, cache, max_attempts, idempotency=idempotency
+        )
         self._sleep = sleep
 
     def _run(self, flow: Flow[T]) -> T:
@@ -157,6 +196,7 @@ class Client:
         write: Write | None = None,
         on_conflict: OnConflict = OnConflict.MERGE,
         max_attempts: int | None = None,
+        idempotency_key: IdempotencyKey | str | None = None,
     ) -> Updated:
         """Apply ``change`` to the document at ``url`` without losing anyone's update.
 
@@ -165,16 +205,44 @@ class Client:
         three-way (or reapplies the change) and retries, at most ``max_attempts`` tries
         in all. Raises MergeConflict when both sides changed a field differently, and
         PreconditionFailed when the attempts run out.
+
+        ``idempotency_key`` is the key of the first write (later writes, after a 412,
+        take new keys). Run again after a restart, the update reads the document anew:
+        if the first run's write landed, the new write differs from it and the server
+        refuses the key (IdempotencyKeyReused) instead of applying the change twice.
         """
-        return self._run(self._operations.update(url, change, write, on_conflict, max_attempts))
+        return self._run(
+            self._operations.update(
+                url, change, write, on_conflict, max_attempts, key=idempotency_key
+            )
+        )
 
-    def create(self, url: URL, document: JSON, *, method: str = "PUT") -> Created | Exists:
-        """Create ``document`` at ``url`` only if nothing is there (If-None-Match: *)."""
-        return self._run(self._operations.create(url, document, method))
+    def create(
+        self,
+        url: URL,
+        document: JSON,
+        *,
+        method: str = "PUT",
+        idempotency_key: IdempotencyKey | str | None = None,
+    ) -> Created | Exists:
+        """Create ``document`` at ``url`` only if nothing is there (If-None-Match: *).
 
-    def delete(self, url: URL, *, etag: EntityTag | str | None = None) -> None:
-        """Delete ``url`` if it is still at ``etag`` (by default, the version read now)."""
-        self._run(self._operations.delete(url, etag))
+        The same ``idempotency_key`` with the same arguments, in this process or after
+        a restart, gets the first create's answer (``Created.replayed``): a POST to a
+        collection makes one resource, never two.
+        """
+        return self._run(self._operations.create(url, document, method, idempotency_key))
+
+    def delete(
+        self,
+        url: URL,
+        *,
+        etag: EntityTag | str | None = None,
+        idempotency_key: IdempotencyKey | str | None = None,
+    ) -> None:
+        """Delete ``url`` if it is still at ``etag`` (by default, the version read now);
+        ``idempotency_key`` as for :meth:`create`, when ``etag`` is given."""
+        self._run(self._operations.delete(url, etag, idempotency_key))
 
     def pages(self, url: URL, *, params: Params | None = None) -> Iterator[Page]:
         """The pages of a cursor-paginated list, first to last."""
@@ -221,10 +289,13 @@ class AsyncClient:
         cache: ETagCache | None = None,
         max_attempts: int = 20,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        idempotency: bool = True,
     ) -> None:
         self._owns_http = http is None
         self.http = http if http is not None else httpx.AsyncClient()
-        self._operations = _Operations(self.http.build_request, api, backoff, cache, max_attempts)
+        self._operations = _Operations(
+            self.http.build_request, api, backoff, cache, max_attempts, idempotency=idempotency
+        )
         self._sleep = sleep
 
     async def _run(self, flow: Flow[T]) -> T:
@@ -264,19 +335,35 @@ class AsyncClient:
         write: Write | None = None,
         on_conflict: OnConflict = OnConflict.MERGE,
         max_attempts: int | None = None,
+        idempotency_key: IdempotencyKey | str | None = None,
     ) -> Updated:
         """See :meth:`Client.update`."""
         return await self._run(
-            self._operations.update(url, change, write, on_conflict, max_attempts)
+            self._operations.update(
+                url, change, write, on_conflict, max_attempts, key=idempotency_key
+            )
         )
 
-    async def create(self, url: URL, document: JSON, *, method: str = "PUT") -> Created | Exists:
+    async def create(
+        self,
+        url: URL,
+        document: JSON,
+        *,
+        method: str = "PUT",
+        idempotency_key: IdempotencyKey | str | None = None,
+    ) -> Created | Exists:
         """See :meth:`Client.create`."""
-        return await self._run(self._operations.create(url, document, method))
+        return await self._run(self._operations.create(url, document, method, idempotency_key))
 
-    async def delete(self, url: URL, *, etag: EntityTag | str | None = None) -> None:
+    async def delete(
+        self,
+        url: URL,
+        *,
+        etag: EntityTag | str | None = None,
+        idempotency_key: IdempotencyKey | str | None = None,
+    ) -> None:
         """See :meth:`Client.delete`."""
-        await self._run(self._operations.delete(url, etag))
+        await self._run(self._operations.delete(url, etag, idempotency_key))
 
     async def pages(self, url: URL, *, params: Params | None = None) -> AsyncIterator[Page]:
         """See :meth:`Client.pages`."""

@@ -15,6 +15,8 @@ lives in the flows and is written once:
 
 * here, :func:`send`: every request of every flow goes through it; it sends again what
   transport lost, and waits out a busy server, when that is safe (:func:`resendable`);
+  :meth:`Context.write_request` builds each attempt of a write, with its own
+  Idempotency-Key when the client sends keys (:mod:`~optimist.httpx.keys`);
 * :mod:`~optimist.httpx.responses`: what a response means;
 * :mod:`~optimist.httpx.operations`: the read, create, delete and page flows;
 * :mod:`~optimist.httpx.updates`: the update flow.
@@ -28,9 +30,11 @@ from typing import Any, Protocol, TypeAlias, TypeVar, cast
 
 import httpx
 
+from optimist.httpx import keys
 from optimist.httpx.apis import Api
 from optimist.httpx.backoff import Attempts, Backoff
 from optimist.httpx.cache import ETagCache
+from optimist.idempotency import HEADER, IdempotencyKey
 
 __all__ = [
     "TRANSPORT_ATTEMPTS",
@@ -96,16 +100,37 @@ class RequestBuilder(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What every flow of one client shares."""
+    """What every flow of one client shares; ``idempotency`` says whether each write
+    carries an Idempotency-Key (see :meth:`write_request`)."""
 
     build_request: RequestBuilder
     api: Api
     backoff: Backoff
     cache: ETagCache
+    idempotency: bool = False
 
     def attempts(self, limit: int) -> Attempts:
         """A fresh attempt budget for one operation."""
         return Attempts(self.backoff, limit)
+
+    def write_request(
+        self,
+        method: str,
+        url: httpx.URL | str,
+        *,
+        headers: Mapping[str, str],
+        json: Any | None = None,
+        key: IdempotencyKey | None = None,
+    ) -> httpx.Request:
+        """One attempt of a write: ``key`` as its Idempotency-Key, else a new key when
+        the client sends keys, else none. Each call is a new attempt; :func:`send`
+        sends its copies with the key it was built with."""
+        request = self.build_request(method, url, json=json, headers=headers)
+        if key is None and self.idempotency:
+            key = keys.new_key()
+        if key is not None:
+            keys.stamp(request, key)
+        return request
 
 
 # -- sending -----------------------------------------------------------------------------------
@@ -116,11 +141,14 @@ _BUSY = frozenset({429, 503})
 def resendable(request: httpx.Request) -> bool:
     """Whether ``request`` may be sent again after a transport failure or a busy answer.
 
-    A safe method may (RFC 9110 §9.2.1), and so may a conditional write: if the first
-    copy was applied, the second finds the precondition false and is refused (412),
-    which the flows then resolve. An unconditional write may not: it could apply twice.
+    A safe method may (RFC 9110 §9.2.1), and so may a write with an Idempotency-Key:
+    the server answers a second copy with the first one's stored answer
+    (draft-ietf-httpapi-idempotency-key-header), so a write whose answer was lost is
+    sent again and gets it, never applied twice. So may a conditional write: if the
+    first copy was applied, the second finds the precondition false and is refused
+    (412), which the flows then resolve. Any other write may not: it could apply twice.
     """
-    if request.method in ("GET", "HEAD", "OPTIONS"):
+    if request.method in ("GET", "HEAD", "OPTIONS") or HEADER in request.headers:
         return True
     return "if-match" in request.headers or "if-none-match" in request.headers
 
@@ -144,17 +172,21 @@ def _exchange(request: httpx.Request) -> Flow[httpx.Response]:
 def send(request: httpx.Request, attempts: Attempts) -> Flow[httpx.Response]:
     """Send ``request``, sending it again after the wait a busy server asks for.
 
-    Each wait uses one of ``attempts``; when they run out, or the server asks for
-    longer than the backoff allows, the busy response is returned as it is. So is a
-    busy answer to a request that may not be sent twice (:func:`resendable`): the
-    server may have applied an unconditional write before it answered 503.
+    Busy is 429, 503, or the 409 of a key whose first copy is still being processed
+    (:func:`~optimist.httpx.keys.in_flight`). Each wait uses one of ``attempts``; when
+    they run out, or the server asks for longer than the backoff allows, the busy
+    response is returned as it is. So is a busy answer to a request that may not be
+    sent twice (:func:`resendable`): the server may have applied an unconditional
+    write before it answered 503. Every copy is ``request`` itself, with its key.
     """
     while True:
         response = yield from _exchange(request)
         # RFC 6585 §4 (429) and RFC 9110 §15.6.4 (503): the server is busy and may say,
         # with Retry-After (§10.2.3), when to come back; only what may apply twice
-        # without harm comes back.
-        if response.status_code in _BUSY and resendable(request):
+        # without harm comes back. The draft's 409 for a key in flight asks the same:
+        # the same request again, once the first copy has been answered.
+        busy = response.status_code in _BUSY or keys.in_flight(response)
+        if busy and resendable(request):
             delay = attempts.next_delay(response)
             if delay is not None:
                 yield Sleep(delay)

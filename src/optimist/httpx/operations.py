@@ -14,10 +14,11 @@ import httpx
 
 from optimist.errors import PreconditionFailed, ResourceExists
 from optimist.etag import EntityTag
-from optimist.httpx import responses
+from optimist.httpx import keys, responses
 from optimist.httpx.backoff import Attempts
 from optimist.httpx.flows import Context, Flow, send
 from optimist.httpx.outcomes import Created, Exists, Page, Versioned
+from optimist.idempotency import IdempotencyKey
 from optimist.merge import JSON
 
 __all__ = ["create", "delete", "page", "read"]
@@ -43,10 +44,19 @@ def read(context: Context, url: httpx.URL | str, attempts: Attempts) -> Flow[Ver
 
 
 def create(
-    context: Context, url: httpx.URL | str, document: JSON, *, method: str, max_attempts: int
+    context: Context,
+    url: httpx.URL | str,
+    document: JSON,
+    *,
+    method: str,
+    max_attempts: int,
+    key: IdempotencyKey | None = None,
 ) -> Flow[Created | Exists]:
-    """Create only if absent: ``If-None-Match: *`` (RFC 9110 §13.1.2)."""
-    request = context.build_request(method, url, json=document, headers={"If-None-Match": "*"})
+    """Create only if absent: ``If-None-Match: *`` (RFC 9110 §13.1.2); ``key`` is the
+    Idempotency-Key to send (None: a new one when the client sends keys)."""
+    request = context.write_request(
+        method, url, json=document, headers={"If-None-Match": "*"}, key=key
+    )
     response = yield from send(request, context.attempts(max_attempts))
     if response.is_success:
         location = response.headers.get("Location")
@@ -58,23 +68,31 @@ def create(
             created,
             responses.etag(response),
             None if location is None else str(request.url.join(location)),
+            keys.replayed(response),
         )
     # RFC 9110 §13.1.2: "*" is false when a current representation exists.
     if response.status_code == 412:
         return Exists(responses.current_etag(response))
-    if response.status_code == 409:
+    # A 409 about the key (still in flight after the waits) is not a resource that exists.
+    if response.status_code == 409 and keys.error(response) is None:
         raise ResourceExists("resource", request.url)
     raise responses.failure(response)
 
 
 def delete(
-    context: Context, url: httpx.URL | str, etag: EntityTag | None, *, max_attempts: int
+    context: Context,
+    url: httpx.URL | str,
+    etag: EntityTag | None,
+    *,
+    max_attempts: int,
+    key: IdempotencyKey | None = None,
 ) -> Flow[None]:
-    """DELETE with If-Match: ``etag``, or the tag of the current document when None."""
+    """DELETE with If-Match: ``etag``, or the tag of the current document when None;
+    ``key`` as for :func:`create`."""
     attempts = context.attempts(max_attempts)
     if etag is None:
         etag = responses.required_etag((yield from read(context, url, attempts)), url)
-    request = context.build_request("DELETE", url, headers={"If-Match": str(etag)})
+    request = context.write_request("DELETE", url, headers={"If-Match": str(etag)}, key=key)
     response = yield from send(request, attempts)
     context.cache.discard(str(request.url))
     if response.is_success:

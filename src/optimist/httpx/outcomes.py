@@ -47,21 +47,28 @@ class Updated:
 
     ``document`` is the server's answer to the write (the document written when the
     answer has no body); ``attempts`` counts the writes sent, 0 when the change left
-    the document as it was and nothing needed writing.
+    the document as it was and nothing needed writing (a copy of a write sent again
+    under its Idempotency-Key is the same attempt). ``replayed`` is true when the
+    answer was the server's stored answer to an earlier copy of the write (its
+    ``Idempotent-Replayed`` field): the write was applied once, by that copy, and the
+    document and tag are those it left, which another writer may have changed since.
     """
 
     document: JSON
     etag: EntityTag | None
     attempts: int
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Created:
-    """A create-if-absent that created: the server's document, its tag and location."""
+    """A create-if-absent that created: the server's document, its tag and location;
+    ``replayed`` as for :class:`Updated` (the answer to an earlier copy of the create)."""
 
     document: JSON
     etag: EntityTag | None
     location: str | None
+    replayed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,6 @@ parse or a status that ends the operation each become the one error of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import httpx
 
 from optimist.errors import (
@@ -22,6 +19,8 @@ from optimist.errors import (
     ResponseError,
 )
 from optimist.etag import EntityTag, parse
+from optimist.httpx import keys
+from optimist.httpx._problems import problem_of
 from optimist.httpx.apis import Api
 from optimist.httpx.outcomes import Versioned
 from optimist.merge import JSON
@@ -45,26 +44,22 @@ def json_body(response: httpx.Response) -> JSON:
         raise error(response, f"the body is not JSON ({problem})") from None
 
 
-def _problem(response: httpx.Response) -> Mapping[str, Any] | None:
-    try:
-        body = response.json()
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, Mapping) else None
-
-
 def error(response: httpx.Response, detail: str | None = None) -> ResponseError:
     """A ResponseError for ``response``, with its problem details when the body has them."""
     request = response.request
     return ResponseError(
-        request.method, str(request.url), response.status_code, _problem(response), detail
+        request.method, str(request.url), response.status_code, problem_of(response), detail
     )
 
 
 def failure(response: httpx.Response) -> Exception:
-    """The error a response that ends an operation stands for."""
+    """The error a response that ends an operation stands for: a problem about the
+    request's Idempotency-Key is its :mod:`~optimist.httpx.keys` error."""
     request = response.request
     status = response.status_code
+    misuse = keys.error(response)
+    if misuse is not None:
+        return misuse
     if status == 404:
         return ResourceNotFound("resource", request.url)
     if status == 412:
@@ -95,7 +90,7 @@ def current_etag(response: httpx.Response) -> EntityTag | None:
     of its problem details."""
     tag = etag(response)
     if tag is None:
-        problem = _problem(response)
+        problem = problem_of(response)
         tag = _tag(problem.get("current_etag")) if problem is not None else None
     return tag
 
