@@ -1,4 +1,12 @@
-"""The reference service on a database with only the demo data, on each backend."""
+"""The reference service on a database with only the demo data, on each backend: a
+SQLite file and PostgreSQL; for the modules of :data:`THROUGH_PGBOUNCER`, also
+PostgreSQL through PgBouncer in transaction pooling mode (the same database, reached
+with ``?pooler=transaction``: tests/support/pgbouncer.py).
+
+Every service test through PgBouncer as well would cost as much again as the whole
+PostgreSQL backend; the modules chosen are the seeds' examples verbatim, every route of
+the three APIs with its conditional requests, and the races through each API.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Final
 
 import pytest
 from sqlalchemy import text
@@ -20,10 +29,13 @@ from tests.support.databases import (
     postgres_url,
     scratch_database,
 )
+from tests.support.pgbouncer import Bouncer, pgbouncer
 from tests.support.service import Service, running, settings_for
 
 __all__ = [
+    "THROUGH_PGBOUNCER",
     "database_url",
+    "pgbouncer",
     "postgres_server_url",
     "postgres_service_url",
     "postgres_url",
@@ -61,7 +73,31 @@ async def _reset_service_data(url: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+#: The test modules whose service also runs through PgBouncer (see the docstring).
+THROUGH_PGBOUNCER: Final = frozenset(
+    {
+        "test_admin_seed",
+        "test_admin_collection",
+        "test_admin_races",
+        "test_projects",
+        "test_projects_races",
+        "test_sessions",
+        "test_sessions_races",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each test that takes ``service_database_url`` on every backend its module has."""
+    if "service_database_url" not in metafunc.fixturenames:
+        return
+    backends = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+    if metafunc.module.__name__.rpartition(".")[2] in THROUGH_PGBOUNCER:
+        backends.append(pytest.param("pgbouncer", marks=pytest.mark.postgres))
+    metafunc.parametrize("service_database_url", backends, indirect=True)
+
+
+@pytest.fixture
 def service_database_url(
     request: pytest.FixtureRequest, tmp_path: Path, service_template: Path
 ) -> str:
@@ -72,6 +108,9 @@ def service_database_url(
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("postgres_service_url")
     asyncio.run(_reset_service_data(url))
+    if request.param == "pgbouncer":
+        bouncer: Bouncer = request.getfixturevalue("pgbouncer")
+        return bouncer.url(url)
     return url
 
 

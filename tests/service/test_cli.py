@@ -32,12 +32,17 @@ SECRET = "s3cret-pa55"
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """main() writes its settings into os.environ; undo that after each test. Run in a
-    directory of the test's own, where the default database would go."""
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """main() writes its settings into os.environ; undo that after each test (variables
+    it sets that were not there before included). Run in a directory of the test's own,
+    where the default database would go."""
+    saved = dict(os.environ)
     for name in [*ENVIRONMENT.values(), *SERVER_ENVIRONMENT.values()]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @dataclass(frozen=True)
@@ -290,10 +295,9 @@ def test_port_in_use_is_said_before_anything_starts(capsys: pytest.CaptureFixtur
 
 
 def test_a_sqlite_database_locked_by_another_process_is_said(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Migrating while another process holds the write lock: who holds what, and the fix."""
-    monkeypatch.setattr(os, "environ", dict(os.environ))  # main() writes its settings there
     database = tmp_path / "locked.db"
     url = f"sqlite:///{database}"
     with write_lock(database):

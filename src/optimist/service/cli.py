@@ -142,7 +142,8 @@ def _parser() -> _Parser:
             "--database-url",
             metavar="URL",
             help="the database: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/NAME "
-            "(postgres:// too; the drivers aiosqlite and asyncpg are added) "
+            "(postgres:// too; the drivers aiosqlite and asyncpg are added); through PgBouncer "
+            "in transaction pooling mode add ?pooler=transaction "
             "(env OPTIMIST_DATABASE_URL; default: SQLite optimist.db in the working directory)",
         )
         command.add_argument(

@@ -1,7 +1,10 @@
 """Schema migrations (Alembic), applied on start and by ``optimist migrate``.
 
 Servers that start at the same time against one PostgreSQL take turns on an advisory
-lock, so the schema and the demo data are created exactly once.
+lock, so the schema and the demo data are created exactly once. The lock is the
+transaction's (``pg_advisory_xact_lock``), released when the migration commits or rolls
+back: behind a pooler in transaction mode (PgBouncer, docs/scaling.md) a session-level
+lock would be taken on one server connection and outlive the migration there.
 """
 
 from __future__ import annotations

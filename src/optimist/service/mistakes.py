@@ -5,7 +5,8 @@
 a value (:class:`~optimist.service.settings.InvalidSetting`, named as the operator gave
 it: the option, or the ``OPTIMIST_*`` variable), an address to listen on
 (:func:`check_listening`), or a database that is not there (:func:`database_mistake`:
-unreachable, unknown, refusing the login, a file SQLite cannot open).
+unreachable, unknown, refusing the login, a file SQLite cannot open, a connection pooler
+in transaction mode that the URL does not name).
 
 Nothing printed shows a password: the database is named by its host, port and name.
 """
@@ -36,6 +37,18 @@ _POSTGRES: Final = {
     "42501": (
         "PostgreSQL refused the schema's creation: {message}",
         "give {subject} a user that may create tables in {db}",
+    ),
+    # Prepared statements of one client found, or missed, on a server connection that a
+    # pooler in transaction mode shares between clients (docs/scaling.md).
+    "42P05": (
+        "{server} mixed the prepared statements of two clients: {message}",
+        "if {server} is PgBouncer in transaction pooling mode, add ?pooler=transaction to "
+        "{subject}",
+    ),
+    "26000": (
+        "{server} lost a prepared statement between two messages: {message}",
+        "if {server} is PgBouncer in transaction pooling mode, add ?pooler=transaction to "
+        "{subject}",
     ),
 }
 

@@ -13,8 +13,9 @@ so that an operator sets them the same two ways as the rest.
 A value the service cannot run with raises :class:`InvalidSetting`, which names the
 setting, says what is wrong with the value and what the setting takes, so that the
 command line can say it in the operator's terms (the option, or the variable). The
-database URL is checked and completed by :mod:`optimist.service.database_url`, the
-CORS origins by :func:`parse_origin`.
+database URL is checked and completed by :mod:`optimist.service.database_url`, its
+``?pooler=`` (the mode of a connection pooler such as PgBouncer in front of PostgreSQL,
+docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`.
 
 This module imports no third-party package: ``optimist --help`` reads its defaults.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Final, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from optimist.errors import InvalidVectorClock
 from optimist.service.database_url import InvalidDatabaseURL, normalized, redacted_url
@@ -43,6 +45,7 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_READY_TIMEOUT",
     "ENVIRONMENT",
+    "POOLERS",
     "InvalidSetting",
     "Settings",
     "default_database_url",
@@ -79,6 +82,11 @@ DEFAULT_READY_TIMEOUT: Final = 2.0
 #: optimist.sqlalchemy.engine.SQLITE_BUSY_TIMEOUT, written out: importing it would import
 #: SQLAlchemy, which ``optimist --help`` does without (a test keeps the two equal).
 DEFAULT_BUSY_TIMEOUT: Final = 30.0
+
+#: The pooling modes a database URL may name (``?pooler=transaction``): those of
+#: optimist.sqlalchemy.engine.POOLERS, written out for the same reason (a test keeps the
+#: two equal).
+POOLERS: Final = frozenset({"transaction"})
 
 _SECONDS: Final = "a positive number of seconds"
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
@@ -121,6 +129,24 @@ def default_database_url(directory: Path | None = None) -> str:
     """SQLite in the working directory: ``optimist.db``."""
     path = (directory or Path.cwd()) / "optimist.db"
     return f"sqlite+aiosqlite:///{path}"
+
+
+def _pooler_problem(url: str) -> str | None:
+    """What is wrong with the ``?pooler=`` of (normalized) ``url``, if anything.
+
+    The library refuses the same with a ValueError when the engine is made; said here, it
+    is an operator's mistake in two lines instead.
+    """
+    modes = parse_qs(urlsplit(url).query, keep_blank_values=True).get("pooler")
+    if modes is None:
+        return None
+    if len(modes) > 1:
+        return "the URL names its pooler more than once"
+    if not url.startswith("postgresql"):
+        return "?pooler= applies to PostgreSQL only"
+    if modes[0] not in POOLERS:
+        return f"pooler={modes[0][:40]} is not a pooling mode the service knows"
+    return None
 
 
 def default_node_id() -> str:
@@ -243,6 +269,14 @@ class Settings:
         except InvalidDatabaseURL as error:
             raise InvalidSetting.of_database_url(error) from None
         object.__setattr__(self, "database_url", url)
+        problem = _pooler_problem(url)
+        if problem is not None:
+            raise InvalidSetting(
+                "database_url",
+                problem,
+                "a URL such as postgresql://USER@HOST:PORT/NAME?pooler=transaction, the port "
+                "being PgBouncer's in transaction pooling mode, or one without ?pooler=",
+            )
         try:
             VectorClock({self.node_id: 1})
         except InvalidVectorClock as error:

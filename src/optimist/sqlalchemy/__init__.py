@@ -2,7 +2,7 @@
 
 * :func:`create_engine`: an async engine for SQLite (WAL, busy timeout, BEGIN
   IMMEDIATE, a new database file created ``0600``) or PostgreSQL (asyncpg, a resilient
-  pool);
+  pool; behind PgBouncer in transaction pooling mode, ``?pooler=transaction``);
 * :func:`versioned_table` / :class:`Versioned`: a table whose rows carry an ETag, a
   modification time and a place in the write sequence;
 * :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
@@ -17,6 +17,11 @@
   signed cursor to the page and the next cursor;
 * :func:`where` / :data:`Clause`: a condition as a SQL clause, for statements of the
   application's own;
+* :func:`idempotent` / :class:`Attempt`: an Idempotency-Key's record
+  (:func:`idempotency_records`, the table ``optimist_idempotency``) claimed and kept in
+  the transaction of the write it answers for: a resend replays the kept response byte
+  for byte, a reuse is a 422, a duplicate in flight waits (PostgreSQL, bounded: then
+  409) and replays; :func:`purge` deletes expired records, a bounded number per call;
 * :func:`unavailable`: a failure of a statement of the application's own as the
   :class:`~optimist.errors.ServiceUnavailable` (503) it stands for, if it is one.
 
@@ -31,9 +36,10 @@ server may have received is never sent twice.
 
 The public modules are :mod:`~optimist.sqlalchemy.engine`,
 :mod:`~optimist.sqlalchemy.versioned`, :mod:`~optimist.sqlalchemy.writes`,
-:mod:`~optimist.sqlalchemy.clocks`, :mod:`~optimist.sqlalchemy.pages` and
-:mod:`~optimist.sqlalchemy.listing`; the modules whose names start with an underscore
-are this package's own and may change without notice.
+:mod:`~optimist.sqlalchemy.clocks`, :mod:`~optimist.sqlalchemy.pages`,
+:mod:`~optimist.sqlalchemy.listing` and :mod:`~optimist.sqlalchemy.idempotency`; the
+modules whose names start with an underscore are this package's own and may change
+without notice.
 
 Given an engine on asyncpg or aiosqlite, the one-row reads, the pages without extra
 filters and the updates whose only precondition is one strong If-Match run their
@@ -54,6 +60,17 @@ from optimist.sqlalchemy.engine import (
     reading,
     transaction,
 )
+from optimist.sqlalchemy.idempotency import (
+    DEFAULT_WAIT,
+    IDEMPOTENCY_TABLE,
+    MAX_SCOPE_LENGTH,
+    PURGE_LIMIT,
+    Attempt,
+    KeyScope,
+    idempotency_records,
+    idempotent,
+    purge,
+)
 from optimist.sqlalchemy.listing import Listing, list_page
 from optimist.sqlalchemy.pages import Page, page
 from optimist.sqlalchemy.versioned import (
@@ -68,13 +85,19 @@ from optimist.sqlalchemy.writes import Guard, Scope, create, delete, find, get, 
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
+    "DEFAULT_WAIT",
+    "IDEMPOTENCY_TABLE",
+    "MAX_SCOPE_LENGTH",
+    "PURGE_LIMIT",
     "SEQUENCES_TABLE",
     "SQLITE_BEGIN",
     "SQLITE_FILE_MODE",
+    "Attempt",
     "Bind",
     "Clause",
     "EtagRecipe",
     "Guard",
+    "KeyScope",
     "Listing",
     "Page",
     "Record",
@@ -90,8 +113,11 @@ __all__ = [
     "delete_clocked",
     "find",
     "get",
+    "idempotency_records",
+    "idempotent",
     "list_page",
     "page",
+    "purge",
     "reading",
     "sequences",
     "sha256_tag",

@@ -9,7 +9,9 @@ asyncpg, measured in ``bench/``. This module keeps SQLAlchemy for what it does w
 (compiling the statement for the dialect, the pool, the types' bind and result
 processors) and hands the compiled SQL straight to the driver:
 
-* ``asyncpg``: ``Connection.fetchrow`` (asyncpg's own prepared-statement cache);
+* ``asyncpg``: ``Connection.fetch`` (asyncpg's own prepared-statement cache, or,
+  behind a transaction pooler, where the engine turns that cache off, the unnamed
+  statement: :mod:`optimist.sqlalchemy._pooler`);
 * ``aiosqlite``: ``Connection.execute_fetchall`` (one hop to the driver's thread).
 
 The connection comes from the engine's pool and goes back to it, so the pool's events
@@ -282,7 +284,10 @@ async def _fetch(
         # sqlite3 names no column types (its cursor description carries None).
         return list(rows), [None] * len(plan.keys)
     if describe:
-        # Once per statement and engine: asyncpg's fetch does not tell the types.
+        # Once per statement and engine: asyncpg's fetch does not tell the types. With
+        # asyncpg's statement cache off (behind a transaction pooler: _pooler), both
+        # calls use the unnamed statement and parse it again beside its Bind, so no
+        # server connection keeps it; with the cache on, it is named and kept.
         prepared = await connection.prepare(plan.sql)
         codes = [attribute.type.oid for attribute in prepared.get_attributes()]
         return await prepared.fetch(*arguments), codes

@@ -47,6 +47,16 @@ that moment (SQLAlchemy's ``invalidate_pool``), so that a restart costs no reque
 answer. Connecting gives up after :data:`POSTGRES_CONNECT_TIMEOUT` seconds (asyncpg's
 ``timeout``; ``connect_args`` may say otherwise).
 
+Behind a connection pooler in transaction mode (PgBouncer's ``pool_mode =
+transaction``), say so: ``create_engine(url, pooler="transaction")`` or
+``?pooler=transaction`` in the URL (:data:`POOLERS`; the parameter is taken out before
+SQLAlchemy sees the URL). Both prepared-statement caches, asyncpg's and SQLAlchemy's,
+are then off and every statement is unnamed, as :mod:`optimist.sqlalchemy._pooler`
+explains: no statement of one client meets another's on a shared server connection.
+The cost: each statement is parsed and planned at every execution, and asyncpg asks
+for its result's types first, one more round trip per statement (two instead of one
+for a one-row read or a conditional write). Session pooling needs no such setting.
+
 Work that is one statement (a read of one row, a conditional ``UPDATE … RETURNING``)
 is atomic by itself and needs no transaction around it: :func:`autocommit` runs it
 without BEGIN and COMMIT, one round trip on PostgreSQL instead of three, and on SQLite
@@ -77,10 +87,13 @@ from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 
+from optimist.sqlalchemy import _pooler
 from optimist.sqlalchemy._availability import DEFAULT_RETRY_AFTER, Translation, configure
+from optimist.sqlalchemy._pooler import POOLERS
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
+    "POOLERS",
     "POSTGRES_CONNECT_TIMEOUT",
     "POSTGRES_IDLE_PING",
     "POSTGRES_POOL",
@@ -142,6 +155,7 @@ def create_engine(
     idle_ping: float | None = POSTGRES_IDLE_PING,
     retry_after: int = DEFAULT_RETRY_AFTER,
     file_mode: int | None = SQLITE_FILE_MODE,
+    pooler: str | None = None,
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine for ``url`` configured as this module's docstring describes.
@@ -149,10 +163,14 @@ def create_engine(
     ``busy_timeout`` (seconds) and ``file_mode`` (the mode a database file that does not
     exist yet is created with; None leaves that to SQLite) apply to SQLite only,
     ``idle_ping`` (seconds, None: never) to PostgreSQL only; ``retry_after`` (seconds) is
-    what a 503 of this engine asks a client to wait. ``kwargs`` go to
+    what a 503 of this engine asks a client to wait. ``pooler`` (or the URL's
+    ``?pooler=``) names the mode of a connection pooler between the engine and
+    PostgreSQL, ``"transaction"`` being the one that needs settings of its own (see this
+    module's docstring); a mode it does not know, or one that contradicts the URL or
+    ``connect_args``, raises ValueError. ``kwargs`` go to
     :func:`sqlalchemy.ext.asyncio.create_async_engine` and win over the defaults.
     """
-    parsed = make_url(url)
+    parsed, pooler = _pooler.pooled(make_url(url), pooler)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if file_mode is not None:
@@ -168,6 +186,8 @@ def create_engine(
                 "timeout": POSTGRES_CONNECT_TIMEOUT,
                 **kwargs.get("connect_args", {}),
             }
+            if pooler is not None:
+                kwargs["connect_args"] = _pooler.connect_args(parsed, kwargs["connect_args"])
         engine = create_async_engine(parsed, **{**POSTGRES_POOL, **kwargs})
         _check_at_checkout(engine, idle_ping)
     else:
