@@ -11,6 +11,9 @@ OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
   that GET routes answer HEAD (fastapi/fastapi#1773).
 * :mod:`~optimist.fastapi.handlers`: :func:`install_problem_handlers`, every error as
   problem details, FastAPI's validation errors as 422 with ``invalid_params``.
+* :mod:`~optimist.fastapi.idempotency`: :func:`idempotency`, the dependency that claims
+  a request's Idempotency-Key in its write's transaction, and :func:`install_idempotency`,
+  which answers resends with their first answer and documents the header.
 * :mod:`~optimist.fastapi.openapi`: :func:`problem_responses`,
   :func:`representation_responses`, :func:`required_header` and
   :func:`document_problems`: the problems, precondition headers, ETags, Locations and
@@ -20,6 +23,7 @@ OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
 from optimist.fastapi.dependencies import conditional
 from optimist.fastapi.handlers import install_problem_handlers
 from optimist.fastapi.head import HeadMiddleware
+from optimist.fastapi.idempotency import idempotency, install_idempotency
 from optimist.fastapi.openapi import (
     InvalidParameter,
     ProblemDetails,
@@ -37,6 +41,8 @@ __all__ = [
     "ProblemDetails",
     "conditional",
     "document_problems",
+    "idempotency",
+    "install_idempotency",
     "install_problem_handlers",
     "lookup",
     "problem_responses",

@@ -16,6 +16,9 @@ keep RFC 9110 §13.2.1's precedence, and seed 000's vector-clock middleware as p
   client's representation to another, nor an old one after a write.
 * :mod:`~optimist.starlette.clocks`: :class:`VectorClockMiddleware`, and the one typed
   :class:`ClockState` through which it and the app exchange the clocks of a request.
+* :mod:`~optimist.starlette.idempotency`: :class:`Idempotency`, an application's
+  Idempotency-Key rules; per request an :class:`IdempotentWrite` whose answer is kept
+  in the write's transaction, and a resend's :class:`Replayed` first answer.
 * :mod:`~optimist.starlette.precedence`: :func:`missing_first`, under which a refusal
   that ranks below 404 looks the resource up first, and only then.
 * ``_fields``: the header fields read and written (precondition lines, ``Allow``,
@@ -47,6 +50,18 @@ from optimist.starlette.clocks import (
     clock_state,
 )
 from optimist.starlette.handlers import http_error_response, install_problem_handlers
+from optimist.starlette.idempotency import (
+    SAFE_METHODS,
+    Claim,
+    Idempotency,
+    IdempotentWrite,
+    KeyScope,
+    KeyStore,
+    Replayed,
+    ScopeOf,
+    fingerprint,
+    replay_response,
+)
 from optimist.starlette.precedence import (
     Lookup,
     Tagged,
@@ -72,14 +87,22 @@ __all__ = [
     "NO_CACHE",
     "NO_STORE",
     "PRIVATE_NO_CACHE",
+    "SAFE_METHODS",
     "CachingMiddleware",
     "CachingPolicy",
+    "Claim",
     "ClockState",
     "ConditionalProfile",
     "ConditionalRequest",
     "FailedDetail",
+    "Idempotency",
+    "IdempotentWrite",
+    "KeyScope",
+    "KeyStore",
     "Lookup",
     "ProblemResponse",
+    "Replayed",
+    "ScopeOf",
     "Tagged",
     "VectorClockMiddleware",
     "allow_field",
@@ -88,6 +111,7 @@ __all__ = [
     "client_clock",
     "clock_state",
     "error_response",
+    "fingerprint",
     "http_error_response",
     "install_caching",
     "install_problem_handlers",
@@ -97,6 +121,7 @@ __all__ = [
     "read_preconditions",
     "remember_lookup",
     "remembered_lookup",
+    "replay_response",
     "set_etag",
     "yields_to_lookup",
 ]
