@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.servers import ROOT, free_port, serving
+from tests.support.servers import ROOT, SERVE_ENV, free_port, serving
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,10 @@ def test_dev_serve_installs_only_what_serving_needs_and_serves(tmp_path: Path) -
     port = free_port()
     log = tmp_path / "serve.log"
     command = [sys.executable, "dev.py", "serve", "--port", str(port)]
-    with serving(command, port=port, log=log, ready="/healthz", cwd=checkout, timeout=900):
+    # The OPTIMIST_* variables of the test run must not reach the newcomer's service.
+    with serving(
+        command, port=port, log=log, ready="/healthz", cwd=checkout, env=SERVE_ENV, timeout=900
+    ):
         assert httpx.get(f"http://127.0.0.1:{port}/projects").status_code == 200
     output = log.read_text()
     assert "installing what the service needs" in output

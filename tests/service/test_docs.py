@@ -170,9 +170,13 @@ def test_redoc_requests_nothing_but_the_service(
 def test_the_documentation_pages_carry_a_policy_keeping_them_on_the_service(
     service: Server, path: str
 ) -> None:
-    """/docs and /redoc are sent with a Content-Security-Policy whose default is 'self'."""
+    """/docs and /redoc are sent with a Content-Security-Policy whose default is 'self' and
+    whose scripts are the service's own, inline ones by hash only."""
     policy = httpx.get(f"{service.url}{path}").headers["content-security-policy"]
-    assert "default-src 'self'" in policy
+    directives = {d.split()[0]: d.split()[1:] for d in policy.split(";") if d.strip()}
+    assert directives["default-src"] == ["'self'"]
+    assert directives["script-src"][0] == "'self'"
+    assert all(source.startswith("'sha256-") for source in directives["script-src"][1:])
 
 
 def test_the_api_is_sent_without_the_documentation_policy(service: Server) -> None:
