@@ -270,12 +270,13 @@ async def test_concurrent_duplicates_apply_once(
     assert effects.applied == ["increment c1 by 1"]
 
 
+# SQLite runs one writer at a time: there a duplicate waits in BEGIN IMMEDIATE instead.
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_request_in_flight_is_409(
     engine: AsyncEngine, effects: Effects, build: Callable[..., Any]
 ) -> None:
     """A duplicate that outwaits the first request's claim is 409 problem+json."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite runs one writer at a time: a duplicate waits in BEGIN IMMEDIATE")
     key = IdempotencyKey(str(uuid.uuid4()))
     transport = httpx.ASGITransport(app=build(engine, effects, wait=0.2))
     async with (
