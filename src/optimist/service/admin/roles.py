@@ -35,7 +35,6 @@ from optimist.service.bodies import (
     timestamp,
 )
 from optimist.service.runtime import RuntimeDep
-from optimist.service.writes import Write
 from optimist.sqlalchemy import Record
 
 __all__ = ["ROLES", "NewRole", "Role", "RolePatch", "router"]
@@ -159,12 +158,9 @@ async def list_roles(
     responses={**ROLES.created("role_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewRole, "application/json"),
 )
-async def create_role(request: Request, identity: Admin, write: Write) -> Response:
+async def create_role(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
     new = await read_body(request, NewRole)
-    response = await ROLES.create(
-        write.connection, identity, {**new.model_dump(), "id": uuid.uuid4().hex}
-    )
-    return await write.keep(response)
+    return await ROLES.create(runtime, identity, {**new.model_dump(), "id": uuid.uuid4().hex})
 
 
 @router.get(
@@ -194,9 +190,8 @@ async def patch_role(
     role_id: str,
     request: Request,
     identity: Admin,
-    write: Write,
+    runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, RolePatch)
-    response = await ROLES.update(write.connection, identity, role_id, patch.changes(), conditions)
-    return await write.keep(response)
+    return await ROLES.update(runtime, identity, role_id, patch.changes(), conditions)

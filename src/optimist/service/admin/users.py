@@ -37,7 +37,6 @@ from optimist.service.bodies import (
     timestamp,
 )
 from optimist.service.runtime import RuntimeDep
-from optimist.service.writes import Write
 from optimist.sqlalchemy import Record
 
 __all__ = ["USERS", "NewUser", "User", "UserPatch", "UserReplacement", "router"]
@@ -188,11 +187,10 @@ async def list_users(
     responses={**USERS.created("user_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewUser, "application/json"),
 )
-async def create_user(request: Request, identity: Admin, write: Write) -> Response:
+async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
     new = await read_body(request, NewUser)
     values = {**columns(new.model_dump()), "id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}
-    response = await USERS.create(write.connection, identity, values)
-    return await write.keep(response)
+    return await USERS.create(runtime, identity, values)
 
 
 @router.get(
@@ -222,14 +220,11 @@ async def patch_user(
     user_id: str,
     request: Request,
     identity: Admin,
-    write: Write,
+    runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, UserPatch)
-    response = await USERS.update(
-        write.connection, identity, user_id, columns(patch.changes()), conditions
-    )
-    return await write.keep(response)
+    return await USERS.update(runtime, identity, user_id, columns(patch.changes()), conditions)
 
 
 @router.put(
@@ -247,13 +242,12 @@ async def replace_user(
     user_id: str,
     request: Request,
     identity: Admin,
-    write: Write,
+    runtime: RuntimeDep,
     conditions: AdminConditions,
 ) -> Response:
     replacement = await read_body(request, UserReplacement)
     values = columns(replacement.model_dump())
-    response = await USERS.update(write.connection, identity, user_id, values, conditions)
-    return await write.keep(response)
+    return await USERS.update(runtime, identity, user_id, values, conditions)
 
 
 @router.delete(
@@ -264,7 +258,6 @@ async def replace_user(
     responses=problem_responses(400, 401, 403, 404, 412),
 )
 async def delete_user(
-    user_id: str, identity: Admin, write: Write, conditions: AdminConditions
+    user_id: str, identity: Admin, runtime: RuntimeDep, conditions: AdminConditions
 ) -> Response:
-    response = await USERS.delete(write.connection, identity, user_id, conditions)
-    return await write.keep(response)
+    return await USERS.delete(runtime, identity, user_id, conditions)

@@ -18,7 +18,7 @@ from optimist.conditions import Condition
 from optimist.fastapi import PrecedenceRoute, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.bodies import MERGE_PATCH, openapi_body, read_body
-from optimist.service.runtime import RuntimeDep
+from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.service.sessions.bodies import (
     NewSession,
     Session,
@@ -35,9 +35,7 @@ from optimist.service.sessions.requests import (
     SessionKey,
     write_under_clock,
 )
-from optimist.service.writes import Write
 from optimist.sqlalchemy import (
-    Bind,
     Record,
     create_clocked,
     delete_clocked,
@@ -45,7 +43,7 @@ from optimist.sqlalchemy import (
     list_page,
     update_clocked,
 )
-from optimist.starlette import ConditionalRequest, IdempotentWrite, set_etag
+from optimist.starlette import ConditionalRequest, set_etag
 from optimist.vclock import VectorClock
 
 __all__ = ["router"]
@@ -78,11 +76,11 @@ router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRo
     },
     openapi_extra=openapi_body(NewSession, "application/json"),
 )
-async def create_session(request: Request, runtime: RuntimeDep, write: Write) -> Response:
+async def create_session(request: Request, runtime: RuntimeDep) -> Response:
     """Create a session with a server-chosen id; 201 with Location and its clock as ETag."""
     new = await read_body(request, NewSession)
     record = await create_clocked(
-        write.connection,
+        runtime.engine,
         _TABLE,
         {
             "id": str(uuid.uuid4()),
@@ -92,7 +90,7 @@ async def create_session(request: Request, runtime: RuntimeDep, write: Write) ->
         },
         node=runtime.node_id,
     )
-    return await write.keep(_respond(record, 201))
+    return _respond(record, 201)
 
 
 @router.get(
@@ -134,26 +132,24 @@ async def read_session(
 
 async def _update(
     request: Request,
-    write: IdempotentWrite[Bind],
+    runtime: Runtime,
     session_id: str,
     values: Mapping[str, Any],
     conditions: ConditionalRequest,
-    *,
-    node: str,
 ) -> Response:
-    async def clocked(sent: VectorClock | None, condition: Condition) -> Record:
+    async def write(sent: VectorClock | None, condition: Condition) -> Record:
         return await update_clocked(
-            write.connection,
+            runtime.engine,
             _TABLE,
             session_id,
             values,
-            node=node,
+            node=runtime.node_id,
             sent=sent,
             condition=condition,
         )
 
     # The new clock's entity-tag is the record's ETag, which _respond sets.
-    return await write.keep(_respond(await write_under_clock(request, conditions, clocked)))
+    return _respond(await write_under_clock(request, conditions, write))
 
 
 @router.put(
@@ -165,16 +161,12 @@ async def _update(
     openapi_extra=openapi_body(SessionReplacement, "application/json"),
 )
 async def replace_session(
-    session_id: SessionKey,
-    request: Request,
-    conditions: Conditions,
-    runtime: RuntimeDep,
-    write: Write,
+    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Write building_id, status and notes if the clock sent is the stored one."""
     body = await read_body(request, SessionReplacement)
     values = {"notes": None, **columns(body)}
-    return await _update(request, write, session_id, values, conditions, node=runtime.node_id)
+    return await _update(request, runtime, session_id, values, conditions)
 
 
 @router.patch(
@@ -186,16 +178,11 @@ async def replace_session(
     openapi_extra=openapi_body(SessionPatch, MERGE_PATCH, "application/json"),
 )
 async def patch_session(
-    session_id: SessionKey,
-    request: Request,
-    conditions: Conditions,
-    runtime: RuntimeDep,
-    write: Write,
+    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Write the members given if the clock sent is the stored one."""
     body = await read_body(request, SessionPatch)
-    changes = columns(body)
-    return await _update(request, write, session_id, changes, conditions, node=runtime.node_id)
+    return await _update(request, runtime, session_id, columns(body), conditions)
 
 
 @router.delete(
@@ -206,14 +193,14 @@ async def patch_session(
     responses=problem_responses(404, 412),
 )
 async def delete_session(
-    session_id: SessionKey, request: Request, conditions: Conditions, write: Write
+    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """Delete the session if the clock sent is the stored one; 204."""
 
-    async def clocked(sent: VectorClock | None, condition: Condition) -> Record:
+    async def write(sent: VectorClock | None, condition: Condition) -> Record:
         return await delete_clocked(
-            write.connection, _TABLE, session_id, sent=sent, condition=condition
+            runtime.engine, _TABLE, session_id, sent=sent, condition=condition
         )
 
-    await write_under_clock(request, conditions, clocked)
-    return await write.keep(Response(status_code=204))
+    await write_under_clock(request, conditions, write)
+    return Response(status_code=204)
