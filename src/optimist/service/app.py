@@ -28,13 +28,14 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
 import optimist
-from optimist.fastapi import HeadMiddleware, install_problem_handlers
+from optimist.fastapi import HeadMiddleware, install_idempotency, install_problem_handlers
 from optimist.service import admin, health, projects, sessions
 from optimist.service.admin.identity import CSRF_HEADER, ROLE_HEADER, TENANT_HEADER
 from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
 from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
+from optimist.service.writes import keys
 from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching
 
 __all__ = [
@@ -68,8 +69,15 @@ CORS_REQUEST_HEADERS: Final = (
 )
 #: The response header fields a script may read besides the safelisted ones: the
 #: validators it sends back (ETag, which carries a session's vector clock, and
-#: Last-Modified), a 201's Location, and how long a 503 asks it to wait.
-CORS_EXPOSED_HEADERS: Final = ("ETag", "Last-Modified", "Location", "Retry-After")
+#: Last-Modified), a 201's Location, how long a 503 asks it to wait, and whether an
+#: answer is the replay of a write sent before with its Idempotency-Key.
+CORS_EXPOSED_HEADERS: Final = (
+    "ETag",
+    "Last-Modified",
+    "Location",
+    "Retry-After",
+    "Idempotent-Replayed",
+)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -79,6 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.runtime = await start(settings)
+        # Idempotency-Key on every write (optimist.service.writes).
+        app.state.idempotency = keys(app.state.runtime.engine)
         try:
             yield
         finally:
@@ -95,6 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=REDOC_URL,
     )
     install_problem_handlers(app)
+    # A resent write is answered with its first answer; the document lists the key.
+    install_idempotency(app)
     # The documentation pages may load nothing from elsewhere.
     app.add_middleware(DocsPolicy, paths=(DOCS_URL, REDOC_URL))
     # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.

@@ -45,6 +45,7 @@ from optimist.service.migrate import upgrade
 from optimist.service.schema import secrets
 from optimist.service.settings import Settings
 from optimist.sqlalchemy import create_engine, transaction, unavailable
+from optimist.sqlalchemy.idempotency import purge
 from optimist.tokens import TokenSigner
 
 __all__ = ["RETRY_AFTER", "Runtime", "RuntimeDep", "prepare", "runtime", "signing_key", "start"]
@@ -118,12 +119,15 @@ async def prepare(settings: Settings, engine: AsyncEngine | None = None) -> bool
 
 
 async def _prepared(settings: Settings, engine: AsyncEngine) -> tuple[bool, str]:
-    """Migrate, load the demo data into a fresh database, read the signing key: whether
-    the database was fresh, and the key. An outage is a ServiceUnavailable."""
+    """Migrate, load the demo data into a fresh database, delete a batch of expired
+    Idempotency-Key records, read the signing key: whether the database was fresh, and
+    the key. An outage is a ServiceUnavailable."""
     try:
         fresh = await upgrade(engine)
         if fresh and settings.demo_data:
             await demo.load(engine)
+        # Expired records already count as absent; this only keeps the table small.
+        await purge(engine)
         return fresh, await signing_key(engine, settings)
     except Exception as error:
         # Alembic and the demo data use the engine directly, untranslated. A file that

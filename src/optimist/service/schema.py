@@ -22,12 +22,14 @@ from sqlalchemy import (
 )
 
 from optimist.sqlalchemy import UTCDateTime, sha256_tag, versioned_table
+from optimist.sqlalchemy.idempotency import idempotency_records
 
 __all__ = [
     "PROJECT_STATUSES",
     "SESSION_STATUSES",
     "USER_ROLES",
     "feature_flags",
+    "idempotency",
     "metadata",
     "projects",
     "roles",
@@ -56,6 +58,10 @@ secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+#: Idempotency-Key records: the answer a resent write gets again, kept in the write's
+#: transaction for 24 hours (docs/service.md "Idempotency-Key").
+idempotency = idempotency_records(metadata)
 
 # -- admin API (seed 002): weak ETags, tenant-scoped -----------------------------------
 

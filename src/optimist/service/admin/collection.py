@@ -36,7 +36,7 @@ from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service.admin.identity import Identity
 from optimist.service.bodies import timestamp
 from optimist.service.runtime import Runtime
-from optimist.sqlalchemy import Record, Versioned, create, delete, get, list_page, update
+from optimist.sqlalchemy import Bind, Record, Versioned, create, delete, get, list_page, update
 from optimist.starlette import ConditionalRequest, set_etag
 
 __all__ = [
@@ -205,7 +205,7 @@ class Collection:
 
     async def update(
         self,
-        runtime: Runtime,
+        bind: Bind,
         identity: Identity,
         key: str,
         values: Mapping[str, Any],
@@ -217,7 +217,7 @@ class Collection:
         condition = conditions.write_condition()
         with self._named(key):
             record = await update(
-                runtime.engine,
+                bind,
                 self.versioned,
                 self._row_key(identity, key),
                 values,
@@ -227,14 +227,14 @@ class Collection:
         return self.respond(record)
 
     async def delete(
-        self, runtime: Runtime, identity: Identity, key: str, conditions: ConditionalRequest
+        self, bind: Bind, identity: Identity, key: str, conditions: ConditionalRequest
     ) -> Response:
         """Delete if the (required) If-Match holds, in one statement: 204, or 400/404/412."""
         self.checked(key)
         condition = conditions.write_condition()
         with self._named(key):
             await delete(
-                runtime.engine,
+                bind,
                 self.versioned,
                 self._row_key(identity, key),
                 condition=condition,
@@ -244,7 +244,7 @@ class Collection:
 
     async def create(
         self,
-        runtime: Runtime,
+        bind: Bind,
         identity: Identity,
         values: Mapping[str, Any],
         condition: Condition = ALWAYS,
@@ -255,6 +255,6 @@ class Collection:
         """
         with self._named(values.get(self.key_member)):
             record = await create(
-                runtime.engine, self.versioned, values, condition=condition, scope=identity.scope
+                bind, self.versioned, values, condition=condition, scope=identity.scope
             )
         return self.respond(record, status=201)

@@ -42,6 +42,7 @@ from optimist.service.bodies import (
     timestamp,
 )
 from optimist.service.runtime import RuntimeDep
+from optimist.service.writes import Write
 from optimist.sqlalchemy import Record
 from optimist.starlette import ConditionalRequest
 
@@ -178,11 +179,12 @@ async def list_flags(
     openapi_extra=openapi_body(NewFlag, "application/json"),
 )
 async def create_flag(
-    request: Request, identity: Editor, runtime: RuntimeDep, conditions: CreateConditions
+    request: Request, identity: Editor, write: Write, conditions: CreateConditions
 ) -> Response:
     new = await read_body(request, NewFlag)
     condition = conditions.write_condition()
-    return await FLAGS.create(runtime, identity, new.model_dump(), condition)
+    response = await FLAGS.create(write.connection, identity, new.model_dump(), condition)
+    return await write.keep(response)
 
 
 @router.get(
@@ -212,8 +214,9 @@ async def patch_flag(
     key: str,
     request: Request,
     identity: Editor,
-    runtime: RuntimeDep,
+    write: Write,
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, FlagPatch)
-    return await FLAGS.update(runtime, identity, key, patch.changes(), conditions)
+    response = await FLAGS.update(write.connection, identity, key, patch.changes(), conditions)
+    return await write.keep(response)

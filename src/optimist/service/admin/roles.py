@@ -35,6 +35,7 @@ from optimist.service.bodies import (
     timestamp,
 )
 from optimist.service.runtime import RuntimeDep
+from optimist.service.writes import Write
 from optimist.sqlalchemy import Record
 
 __all__ = ["ROLES", "NewRole", "Role", "RolePatch", "router"]
@@ -158,9 +159,12 @@ async def list_roles(
     responses={**ROLES.created("role_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewRole, "application/json"),
 )
-async def create_role(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
+async def create_role(request: Request, identity: Admin, write: Write) -> Response:
     new = await read_body(request, NewRole)
-    return await ROLES.create(runtime, identity, {**new.model_dump(), "id": uuid.uuid4().hex})
+    response = await ROLES.create(
+        write.connection, identity, {**new.model_dump(), "id": uuid.uuid4().hex}
+    )
+    return await write.keep(response)
 
 
 @router.get(
@@ -190,8 +194,9 @@ async def patch_role(
     role_id: str,
     request: Request,
     identity: Admin,
-    runtime: RuntimeDep,
+    write: Write,
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, RolePatch)
-    return await ROLES.update(runtime, identity, role_id, patch.changes(), conditions)
+    response = await ROLES.update(write.connection, identity, role_id, patch.changes(), conditions)
+    return await write.keep(response)

@@ -37,6 +37,7 @@ from optimist.service.bodies import (
     timestamp,
 )
 from optimist.service.runtime import RuntimeDep
+from optimist.service.writes import Write
 from optimist.sqlalchemy import Record
 
 __all__ = ["USERS", "NewUser", "User", "UserPatch", "UserReplacement", "router"]
@@ -187,10 +188,11 @@ async def list_users(
     responses={**USERS.created("user_id"), **problem_responses(401, 403, 409, 413, 415, 422)},
     openapi_extra=openapi_body(NewUser, "application/json"),
 )
-async def create_user(request: Request, identity: Admin, runtime: RuntimeDep) -> Response:
+async def create_user(request: Request, identity: Admin, write: Write) -> Response:
     new = await read_body(request, NewUser)
     values = {**columns(new.model_dump()), "id": uuid.uuid4().hex, "created_at": datetime.now(UTC)}
-    return await USERS.create(runtime, identity, values)
+    response = await USERS.create(write.connection, identity, values)
+    return await write.keep(response)
 
 
 @router.get(
@@ -220,11 +222,14 @@ async def patch_user(
     user_id: str,
     request: Request,
     identity: Admin,
-    runtime: RuntimeDep,
+    write: Write,
     conditions: AdminConditions,
 ) -> Response:
     patch = await read_body(request, UserPatch)
-    return await USERS.update(runtime, identity, user_id, columns(patch.changes()), conditions)
+    response = await USERS.update(
+        write.connection, identity, user_id, columns(patch.changes()), conditions
+    )
+    return await write.keep(response)
 
 
 @router.put(
@@ -242,12 +247,13 @@ async def replace_user(
     user_id: str,
     request: Request,
     identity: Admin,
-    runtime: RuntimeDep,
+    write: Write,
     conditions: AdminConditions,
 ) -> Response:
     replacement = await read_body(request, UserReplacement)
     values = columns(replacement.model_dump())
-    return await USERS.update(runtime, identity, user_id, values, conditions)
+    response = await USERS.update(write.connection, identity, user_id, values, conditions)
+    return await write.keep(response)
 
 
 @router.delete(
@@ -258,6 +264,7 @@ async def replace_user(
     responses=problem_responses(400, 401, 403, 404, 412),
 )
 async def delete_user(
-    user_id: str, identity: Admin, runtime: RuntimeDep, conditions: AdminConditions
+    user_id: str, identity: Admin, write: Write, conditions: AdminConditions
 ) -> Response:
-    return await USERS.delete(runtime, identity, user_id, conditions)
+    response = await USERS.delete(write.connection, identity, user_id, conditions)
+    return await write.keep(response)

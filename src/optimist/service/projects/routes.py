@@ -36,6 +36,7 @@ from optimist.service.projects.requests import (
     ProjectRoute,
 )
 from optimist.service.runtime import RuntimeDep
+from optimist.service.writes import Write
 from optimist.sqlalchemy import Record, create, delete, get, list_page, update
 from optimist.starlette import problem_response, set_etag
 
@@ -72,10 +73,10 @@ router = APIRouter(tags=["projects"], route_class=ProjectRoute)
     },
     summary="Create a project (status draft)",
 )
-async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
+async def create_project(project: ProjectIn, write: Write) -> Response:
     """Create a project; 201 with its Location and ETag."""
     record = await create(
-        runtime.engine,
+        write.connection,
         schema.projects,
         {
             "project_id": new_project_id(),
@@ -85,7 +86,7 @@ async def create_project(project: ProjectIn, runtime: RuntimeDep) -> Response:
         },
     )
     location = _ITEM.format(project_id=record["project_id"])
-    return _respond(record, 201, {"Location": location})
+    return await write.keep(_respond(record, 201, {"Location": location}))
 
 
 @router.get(
@@ -138,7 +139,7 @@ async def update_project(
     project_id: ProjectKey,
     changes: ProjectChanges,
     preconditions: Conditional,
-    runtime: RuntimeDep,
+    write: Write,
 ) -> Response:
     """Write the given fields if the preconditions hold and the transition is allowed."""
     values = changes.model_dump(exclude_unset=True)
@@ -149,7 +150,7 @@ async def update_project(
     condition = preconditions.write_condition()
     try:
         record = await update(
-            runtime.engine,
+            write.connection,
             schema.projects,
             project_id,
             values,
@@ -164,8 +165,8 @@ async def update_project(
             f"Invalid transition: {current} → {target}",
             extensions={"current_status": current, "allowed_statuses": allowed},
         )
-        return problem_response(problem)
-    return _respond(record)
+        return await write.keep(problem_response(problem))
+    return await write.keep(_respond(record))
 
 
 @router.delete(
@@ -176,10 +177,10 @@ async def update_project(
     summary="Delete a project (If-Match required)",
 )
 async def delete_project(
-    project_id: ProjectKey, preconditions: Conditional, runtime: RuntimeDep
+    project_id: ProjectKey, preconditions: Conditional, write: Write
 ) -> Response:
     """Delete the project if If-Match names its current ETag."""
     # RFC 9110 §13.2.1: a missing If-Match on a missing project is its 404 (the route's lookup).
     condition = preconditions.write_condition()
-    await delete(runtime.engine, schema.projects, project_id, condition=condition)
-    return Response(status_code=204)
+    await delete(write.connection, schema.projects, project_id, condition=condition)
+    return await write.keep(Response(status_code=204))

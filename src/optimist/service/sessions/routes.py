@@ -18,7 +18,7 @@ from optimist.conditions import Condition
 from optimist.fastapi import PrecedenceRoute, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.bodies import MERGE_PATCH, openapi_body, read_body
-from optimist.service.runtime import Runtime, RuntimeDep
+from optimist.service.runtime import RuntimeDep
 from optimist.service.sessions.bodies import (
     NewSession,
     Session,
@@ -35,7 +35,9 @@ from optimist.service.sessions.requests import (
     SessionKey,
     write_under_clock,
 )
+from optimist.service.writes import Write
 from optimist.sqlalchemy import (
+    Bind,
     Record,
     create_clocked,
     delete_clocked,
@@ -43,7 +45,7 @@ from optimist.sqlalchemy import (
     list_page,
     update_clocked,
 )
-from optimist.starlette import ConditionalRequest, set_etag
+from optimist.starlette import ConditionalRequest, IdempotentWrite, set_etag
 from optimist.vclock import VectorClock
 
 __all__ = ["router"]
@@ -76,11 +78,11 @@ router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRo
     },
     openapi_extra=openapi_body(NewSession, "application/json"),
 )
-async def create_session(request: Request, runtime: RuntimeDep) -> Response:
+async def create_session(request: Request, runtime: RuntimeDep, write: Write) -> Response:
     """Create a session with a server-chosen id; 201 with Location and its clock as ETag."""
     new = await read_body(request, NewSession)
     record = await create_clocked(
-        runtime.engine,
+        write.connection,
         _TABLE,
         {
             "id": str(uuid.uuid4()),
@@ -90,7 +92,7 @@ async def create_session(request: Request, runtime: RuntimeDep) -> Response:
         },
         node=runtime.node_id,
     )
-    return _respond(record, 201)
+    return await write.keep(_respond(record, 201))
 
 
 @router.get(
@@ -132,24 +134,26 @@ async def read_session(
 
 async def _update(
     request: Request,
-    runtime: Runtime,
+    write: IdempotentWrite[Bind],
     session_id: str,
     values: Mapping[str, Any],
     conditions: ConditionalRequest,
+    *,
+    node: str,
 ) -> Response:
-    async def write(sent: VectorClock | None, condition: Condition) -> Record:
+    async def clocked(sent: VectorClock | None, condition: Condition) -> Record:
         return await update_clocked(
-            runtime.engine,
+            write.connection,
             _TABLE,
             session_id,
             values,
-            node=runtime.node_id,
+            node=node,
             sent=sent,
             condition=condition,
         )
 
     # The new clock's entity-tag is the record's ETag, which _respond sets.
-    return _respond(await write_under_clock(request, conditions, write))
+    return await write.keep(_respond(await write_under_clock(request, conditions, clocked)))
 
 
 @router.put(
@@ -161,12 +165,16 @@ async def _update(
     openapi_extra=openapi_body(SessionReplacement, "application/json"),
 )
 async def replace_session(
-    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
+    session_id: SessionKey,
+    request: Request,
+    conditions: Conditions,
+    runtime: RuntimeDep,
+    write: Write,
 ) -> Response:
     """Write building_id, status and notes if the clock sent is the stored one."""
     body = await read_body(request, SessionReplacement)
     values = {"notes": None, **columns(body)}
-    return await _update(request, runtime, session_id, values, conditions)
+    return await _update(request, write, session_id, values, conditions, node=runtime.node_id)
 
 
 @router.patch(
@@ -178,11 +186,16 @@ async def replace_session(
     openapi_extra=openapi_body(SessionPatch, MERGE_PATCH, "application/json"),
 )
 async def patch_session(
-    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
+    session_id: SessionKey,
+    request: Request,
+    conditions: Conditions,
+    runtime: RuntimeDep,
+    write: Write,
 ) -> Response:
     """Write the members given if the clock sent is the stored one."""
     body = await read_body(request, SessionPatch)
-    return await _update(request, runtime, session_id, columns(body), conditions)
+    changes = columns(body)
+    return await _update(request, write, session_id, changes, conditions, node=runtime.node_id)
 
 
 @router.delete(
@@ -193,14 +206,14 @@ async def patch_session(
     responses=problem_responses(404, 412),
 )
 async def delete_session(
-    session_id: SessionKey, request: Request, conditions: Conditions, runtime: RuntimeDep
+    session_id: SessionKey, request: Request, conditions: Conditions, write: Write
 ) -> Response:
     """Delete the session if the clock sent is the stored one; 204."""
 
-    async def write(sent: VectorClock | None, condition: Condition) -> Record:
+    async def clocked(sent: VectorClock | None, condition: Condition) -> Record:
         return await delete_clocked(
-            runtime.engine, _TABLE, session_id, sent=sent, condition=condition
+            write.connection, _TABLE, session_id, sent=sent, condition=condition
         )
 
-    await write_under_clock(request, conditions, write)
-    return Response(status_code=204)
+    await write_under_clock(request, conditions, clocked)
+    return await write.keep(Response(status_code=204))
