@@ -294,6 +294,17 @@ def test_the_metrics_directory_is_removed_at_exit(tmp_path: Path) -> None:
     assert not directory.exists()
 
 
+@pytest.mark.slow
+def test_one_process_removes_its_metrics_directory_at_exit(tmp_path: Path) -> None:
+    """Without workers too, SIGTERM leaves no metrics directory behind, and exit 0."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    with optimist_serving(tmp_path, env={"TMPDIR": str(temporary)}) as server:
+        assert [path.name[:17] for path in temporary.iterdir()] == ["optimist-metrics-"]
+    assert server.process.returncode == 0, server.output()
+    assert list(temporary.iterdir()) == []
+
+
 def healthz_counted(server: Server, times: int) -> float:
     """GET /healthz ``times`` times, then how many requests of it a scrape counts."""
     for _ in range(times):

@@ -116,12 +116,21 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
     }
     with metric_files() as metrics:
         if workers <= 1:
+            # uvicorn raises the signal that stopped it again once it has shut down, for
+            # its default action: that would end this process before the block removes
+            # the metrics directory. Ended like the workers' master, with status 0.
+            signal.signal(signal.SIGTERM, _stopped)
             uvicorn.run(_APP, **options)
             return
         # What uvicorn.run does for workers, with a supervisor that also keeps the metrics.
         config = uvicorn.Config(_APP, workers=workers, **options)
         with suppress(KeyboardInterrupt):
             Supervisor(config, sockets=[config.bind_socket()], metrics=metrics).run()
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM raised again by uvicorn after a graceful shutdown: leave normally."""
+    raise SystemExit(0)
 
 
 class Supervisor(Multiprocess):
