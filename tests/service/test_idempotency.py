@@ -6,14 +6,18 @@ the document offers the key on every unsafe operation."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import httpx
 import pytest
+from sqlalchemy import select, update
 
+from optimist.service import schema
 from optimist.service.app import create_app
+from optimist.sqlalchemy import create_engine
 from tests.support.admin import identity, writer
-from tests.support.service import Service, problem_of, settings_for
+from tests.support.service import Service, problem_of, running, settings_for
 
 pytestmark = pytest.mark.anyio
 
@@ -87,6 +91,34 @@ async def test_project_key_reused_for_another_body_is_422(service: Service) -> N
     reused = await service.client.put(path, json={"name": "Two"}, headers=headers)
     problem_of(reused, 422)
     assert (await service.client.get(path)).json()["result"]["name"] == "One"
+
+
+async def test_expired_keys_are_purged_when_the_service_starts(
+    service_database_url: str,
+) -> None:
+    """A starting worker deletes the records past their expiry and keeps the others."""
+    settings = settings_for(service_database_url)
+    keys = [new_key(), new_key()]
+    async with running(settings) as service:
+        path = await new_project(service)
+        for key in keys:
+            headers = {"Idempotency-Key": key}
+            response = await service.client.put(path, json={"name": key}, headers=headers)
+            assert response.status_code == 200, response.text
+    records = schema.idempotency
+    engine = create_engine(service_database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(records)
+                .where(records.c.key == keys[0].strip('"'))
+                .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+        async with running(settings), engine.connect() as connection:
+            kept = (await connection.execute(select(records.c.key))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert kept == [keys[1].strip('"')]
 
 
 # -- test sessions: PATCH -----------------------------------------------------------------
