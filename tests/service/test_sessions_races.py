@@ -60,6 +60,11 @@ async def traverse(
 # -- seed 000 --------------------------------------------------------------------------
 
 
+def refused(responses: list[httpx.Response]) -> list[str]:
+    """What the answers other than 200 said: the reason a 503 names, for a failure."""
+    return [f"{r.status_code} {r.text}" for r in responses if r.status_code != 200]
+
+
 async def test_vector_clock_pagination_consistency(service: Service) -> None:
     """Seed 000 step 2.5: 50 concurrent creates, then pages of 10: every session exactly once."""
     client = service.client
@@ -233,7 +238,7 @@ async def test_writers_without_a_clock_lose_no_increment(service: Service) -> No
     responses = await asyncio.gather(
         *(client.patch(url, json={"notes": str(n)}) for n in range(WRITERS))
     )
-    assert [response.status_code for response in responses] == [200] * WRITERS
+    assert [response.status_code for response in responses] == [200] * WRITERS, refused(responses)
     tags = {response.headers["etag"] for response in responses}
     assert tags == {f'"{NODE}={n}"' for n in range(2, WRITERS + 2)}
     assert (await client.get(url)).json()["vector_clock"] == {NODE: WRITERS + 1}
@@ -258,7 +263,7 @@ async def test_writers_with_other_preconditions_lose_no_increment(
     responses = await asyncio.gather(
         *(client.patch(url, headers=headers, json={"notes": str(n)}) for n in range(WRITERS))
     )
-    assert [response.status_code for response in responses] == [200] * WRITERS
+    assert [response.status_code for response in responses] == [200] * WRITERS, refused(responses)
     assert len({response.headers["etag"] for response in responses}) == WRITERS
     assert (await client.get(url)).json()["vector_clock"] == {NODE: WRITERS + 1}
 
