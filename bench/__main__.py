@@ -6,6 +6,12 @@ and docs/benchmarks.png are rendered from every result file present, so suites c
 rerun one at a time (``python -m bench micro``) and the report alone redrawn
 (``python -m bench --render``). Durations and the grid are options; see ``--help``.
 
+An HTTP run that leaves out part of the grid (some subjects, scenarios, backends or
+worker counts) does not replace the full run's http.json: its figures go to
+bench/results/http-<part>.json (``--part``, by default its scenarios joined by ``+``),
+which a later run of the same part replaces, and the report shows each such run in a
+section of its own, its ratios from its own measurements only.
+
 ``--baseline REV --output DIR`` serves each optimist subject selected a second time as
 commit REV wrote it (bench/baseline.py), in the same rounds, and writes the result files
 and the report (with a section that divides each server's figures by its twin's) to DIR.
@@ -17,15 +23,16 @@ import argparse
 import asyncio
 import json
 import platform
+import re
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from bench import baseline, chart, micro, report
 from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS
 from bench.subjects import SUBJECTS, UNDER_TEST
-from bench.suite import BACKENDS, Settings, load_average, run
+from bench.suite import BACKENDS, Settings, load_average, partial, run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -33,6 +40,8 @@ REPORT = ROOT / "docs" / "benchmarks.md"
 CHART = ROOT / "docs" / "benchmarks.png"
 NOTES = ROOT / "bench" / "notes.md"
 SUITES = ("micro", "http")
+#: A part's name, as it appears in its file's name.
+_PART: Final = re.compile(r"[a-z0-9][a-z0-9_.+-]{0,80}")
 
 
 def _machine() -> str:
@@ -110,6 +119,9 @@ def render(output: Path | None = None) -> Path:
         data = json.loads(http_file.read_text())
         drawn = chart.draw(data, chart_file)
         lines += report.render_http(data, chart_file.name if drawn else None)
+    for part_file in sorted(results.glob("http-*.json")):
+        data = json.loads(part_file.read_text())
+        lines += report.render_part(data, f"{_shown(results)}/{part_file.name}")
     micro_file = results / "micro.json"
     if micro_file.exists():
         lines += _render_micro(json.loads(micro_file.read_text()))
@@ -169,6 +181,13 @@ def _parser() -> argparse.ArgumentParser:
         "needs --output",
     )
     add(
+        "--part",
+        metavar="NAME",
+        help="write the HTTP run's figures to bench/results/http-NAME.json, beside the full "
+        "run's (default for a run that leaves out part of the grid: its scenarios joined "
+        "by '+'; a full run: http.json)",
+    )
+    add(
         "--output",
         metavar="DIR",
         type=Path,
@@ -176,6 +195,23 @@ def _parser() -> argparse.ArgumentParser:
         "(default: bench/results/ and docs/)",
     )
     return parser
+
+
+def _grid(
+    parser: argparse.ArgumentParser, arguments: argparse.Namespace
+) -> tuple[list[str], list[str]]:
+    """The subjects and scenarios asked for, each one known; the part's name checked."""
+    subjects = _names(arguments.subjects)
+    unknown = set(subjects) - {subject.name for subject in SUBJECTS}
+    if unknown:
+        parser.error(f"unknown subjects: {', '.join(sorted(unknown))}")
+    scenarios = _names(arguments.scenarios)
+    unknown = set(scenarios) - {*ITEM_SCENARIOS, *PAGE_SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if arguments.part is not None and not _PART.fullmatch(arguments.part):
+        parser.error("--part: lower-case letters, digits and _.+- only")
+    return subjects, scenarios
 
 
 def main() -> None:
@@ -192,7 +228,7 @@ def main() -> None:
         parser.error("--depth must be below --rows")
     if arguments.rounds < 1:
         parser.error("--rounds must be at least 1")
-    subjects = _names(arguments.subjects)
+    subjects, scenarios = _grid(parser, arguments)
     compared = None
     if arguments.baseline is not None:
         if arguments.output is None:
@@ -215,7 +251,7 @@ def main() -> None:
             backends=_names(arguments.backends),
             workers=[int(n) for n in _names(arguments.workers)],
             subjects=subjects,
-            scenarios=_names(arguments.scenarios),
+            scenarios=scenarios,
             contention_clients=arguments.contention_clients,
             contention_seconds=arguments.contention_seconds,
             race_clients=arguments.race_clients,
@@ -224,7 +260,10 @@ def main() -> None:
             quiet_wait=arguments.quiet_wait,
             baseline=compared,
         )
-        _write(results, "http", asyncio.run(run(settings)))
+        part = arguments.part
+        if part is None and arguments.output is None and partial(settings):
+            part = "+".join(scenarios)
+        _write(results, "http" if part is None else f"http-{part}", asyncio.run(run(settings)))
     if "micro" in suites:
         _run_micro(results)
     print(render(arguments.output).read_text())

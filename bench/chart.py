@@ -21,6 +21,7 @@ _SHORT: Final = {
     "revalidate": "304",
     "patch": "PATCH",
     "patch_if_match": "PATCH\nIf-Match",
+    "patch_if_match_keyed": "PATCH\nIf-Match\n+ key",
     "page_first": "page 1",
     "page_deep": "page\n100 000 deep",
 }
@@ -47,7 +48,8 @@ def draw(data: Mapping[str, Any], path: Path) -> bool:
         return False
     present = {figure["subject"] for figure in data["measurements"]}
     subjects = [subject for subject in SUBJECTS if subject.name in present]
-    scenarios = [*ITEM_SCENARIOS, *PAGE_SCENARIOS]
+    measured = {figure["scenario"] for figure in data["measurements"]}
+    scenarios = [s for s in (*ITEM_SCENARIOS, *PAGE_SCENARIOS) if s in measured]
     columns = 2 if len(drawn) > 1 else 1
     rows = (len(drawn) + columns - 1) // columns
     figure, axes = plt.subplots(rows, columns, figsize=(7 * columns, 3.6 * rows), squeeze=False)

@@ -40,7 +40,7 @@ class LoadUnavailable(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Load:
-    """What one wrk run measured."""
+    """What one wrk run measured (``replayed``: answers marked Idempotent-Replayed)."""
 
     requests: int
     seconds: float
@@ -48,6 +48,7 @@ class Load:
     precondition_failed: int
     latency_p50_ms: float
     latency_p99_ms: float
+    replayed: int = 0
 
     @property
     def successes(self) -> int:
@@ -121,6 +122,7 @@ def wrk(
         seconds=figures["duration_us"] / 1e6,
         errors=figures["status_errors"] + socket_errors,
         precondition_failed=figures["precondition_failed"],
+        replayed=figures["replayed"],
         latency_p50_ms=figures["latency_p50_us"] / 1000,
         latency_p99_ms=figures["latency_p99_us"] / 1000,
     )

@@ -8,6 +8,8 @@ ratio (of that round's two measurements) says whether the verdict holds round by
 Result files from before rounds hold one measurement per cell, counted as round 1.
 A run with a baseline commit (``--baseline``) adds a section that divides each optimist
 server's medians by its twin's, the servers of that commit measured in the same rounds.
+A target is judged where the run selected both its scenarios and the server it divides
+by; a run of part of the grid (:func:`render_part`) is a section of its own.
 """
 
 from __future__ import annotations
@@ -18,10 +20,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from bench.scenarios import ITEM_SCENARIOS, PAGE_SCENARIOS, SCENARIOS
+from bench.scenarios import ITEM_SCENARIOS, KEYED, PAGE_SCENARIOS, SCENARIOS
 from bench.subjects import SUBJECTS, UNDER_TEST, current
 
-__all__ = ["Target", "configurations", "measurements", "rate", "render_http", "targets"]
+__all__ = [
+    "Target",
+    "configurations",
+    "measurements",
+    "rate",
+    "render_http",
+    "render_part",
+    "targets",
+]
 
 _LABELS: Final = {subject.name: subject.label for subject in SUBJECTS}
 _BACKEND_LABELS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -181,6 +191,7 @@ _GOALS: Final = (
     _Goal("conditional PATCH ≥ 0.85× the raw driver's", 0.85, _CONDITIONAL, _CONDITIONAL, "raw"),
     _Goal("conditional PATCH ≥ 3× seed 003's pattern", 3.0, _CONDITIONAL, _CONDITIONAL, "seed"),
     _Goal("conditional PATCH ≥ 10× Kinto's", 10.0, _CONDITIONAL, _CONDITIONAL, "kinto"),
+    _Goal("keyed conditional PATCH ≥ 0.80× the same without a key", 0.80, KEYED, _CONDITIONAL),
     _Goal("304 ≥ 1.3× a full GET", 1.3, "revalidate", "get"),
     # "Within 1.5×": the deep page takes at most 1.5 times as long as page 1, i.e.
     # page 1's throughput is at most 1.5 times the deep page's.
@@ -194,10 +205,23 @@ _GOALS: Final = (
 )
 
 
+def _selected(data: Figures, goal: _Goal) -> bool:
+    """Whether the run selected ``goal``'s scenarios and the server it divides by (result
+    files from before the selection was recorded: everything)."""
+    settings = data["settings"]
+    scenarios = settings.get("scenarios")
+    subjects = settings.get("subjects")
+    if scenarios is not None and not {goal.top, goal.bottom} <= set(scenarios):
+        return False
+    return goal.against is None or subjects is None or goal.against in subjects
+
+
 def _targets_of(data: Figures, backend: str, workers: int, subject: str) -> list[Target]:
     """The targets of ``subject`` in one configuration."""
     found = []
     for goal in _GOALS:
+        if not _selected(data, goal):
+            continue
         bottom = (goal.against or subject, goal.bottom)
         # Kinto runs on PostgreSQL only: no row where it did not run.
         if goal.against == "kinto" and not measurements(data, backend, workers, *bottom):
@@ -591,7 +615,19 @@ def _method(data: Figures) -> str:
         f"write-ahead log){quiet}. The contention and lost-update runs follow the rounds, "
         "once per server. The servers of a backend share the table and write the same "
         "rows; the If-Match scenario reads each row's current ETag from the server under "
-        f"test just before each of its runs.{_groups(data)}"
+        f"test just before each of its runs.{_keys(data)}{_groups(data)}"
+    )
+
+
+def _keys(data: Figures) -> str:
+    """How the keyed scenario's keys were made, where it ran (nothing elsewhere)."""
+    if KEYED not in data["settings"].get("scenarios", ()):
+        return ""
+    return (
+        " The keyed scenario does the same with a new Idempotency-Key on every request "
+        '(`"<token>-<n>"`, the token made afresh for each measurement), never one sent '
+        "before; it runs on the servers that take a key, and a measurement that met a "
+        "replayed answer would be refused."
     )
 
 
@@ -631,3 +667,36 @@ def render_http(data: Figures, chart: str | None) -> list[str]:
     lines += _races(data)
     lines += _skipped(data)
     return lines
+
+
+def _demoted(lines: Iterable[str]) -> list[str]:
+    """``lines`` with every heading one level deeper: sections inside a section."""
+    return ["#" + line if line.startswith("#") else line for line in lines]
+
+
+def render_part(data: Figures, source: str) -> list[str]:
+    """The section of a run that measured part of the grid, its figures read from ``source``.
+
+    Its targets and tables are those of :func:`render_http`, from its own measurements
+    only: a ratio never divides one of its figures by one of another run's.
+    """
+    settings = data["settings"]
+    load_before, load_after = data["load_before"], data["load_after"]
+    versions = ", ".join(f"{name} {version}" for name, version in data["versions"].items())
+    scenarios = "; ".join(SCENARIOS.get(name, name) for name in settings["scenarios"])
+    servers = ", ".join(f"**{_label(name)}**" for name in _subjects_in(data))
+    where = "; ".join(_where(backend, workers) for backend, workers in configurations(data))
+    lines = [
+        f"## A run of part of the grid (`{source}`)",
+        "",
+        f"Run from {data['started_at']} to {data['finished_at']} (UTC) on {data['machine']}; "
+        f"load average (1, 5, 15 min) {load_before} before and {load_after} after"
+        f"{_quiet(data)}. {versions}.",
+        "",
+        f"Scenarios: {scenarios}. Servers: {servers}. Configurations: {where}. "
+        + _method(data)
+        + " Every ratio in this section divides two measurements of this run.",
+        "",
+    ]
+    sections = [*_targets(data), *_throughput(data), *_contention(data), *_races(data)]
+    return [*lines, *_demoted([*sections, *_skipped(data)])]

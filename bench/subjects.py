@@ -48,9 +48,10 @@ class Subject:
     watermark)`` is the path of the list page after position ``after`` (None: no list),
     and ``list_members`` lead to a page's items. ``connections`` is the most PostgreSQL
     connections one of its worker processes opens (its pool's size and overflow), which
-    an idle server keeps open while the others are measured. ``path`` goes ahead of this
-    checkout on the server's import path, and ``cwd`` is where it runs (None: this
-    checkout).
+    an idle server keeps open while the others are measured. ``idempotency_keys``: its
+    PATCH honours an Idempotency-Key (the keyed scenario is measured on it alone).
+    ``path`` goes ahead of this checkout on the server's import path, and ``cwd`` is
+    where it runs (None: this checkout).
     """
 
     name: str
@@ -64,6 +65,7 @@ class Subject:
     factory: bool = True
     list_members: tuple[str, ...] = ("data",)
     connections: int = 10
+    idempotency_keys: bool = False
     ready_path: str = "/items/1"
     python: str = sys.executable
     env: Mapping[str, str] = field(default_factory=dict)
@@ -121,8 +123,9 @@ OPTIMIST: Final = Subject(
     item_prefix="/items/",
     deep_page=_optimist_page,
     connections=20,  # optimist.sqlalchemy.POSTGRES_POOL: 20, no overflow
+    idempotency_keys=True,
 )
-# The same paths, cursors and engine (so connections) as optimist's, another framework.
+# The same paths, cursors, keys and engine (so connections) as optimist's, another framework.
 OPTIMIST_STARLETTE: Final = replace(
     OPTIMIST,
     name="optimist-starlette",

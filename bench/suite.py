@@ -52,8 +52,11 @@ from bench.database import (
 from bench.load import LoadUnavailable, wrk_seconds, wrk_version
 from bench.races import contention, lost_updates
 from bench.scenarios import (
+    IF_MATCH_SCENARIOS,
     ITEM_SCENARIOS,
+    KEYED,
     PAGE_SCENARIOS,
+    SCENARIOS,
     Measure,
     ScenarioFailed,
     measure,
@@ -68,9 +71,11 @@ __all__ = [
     "Settings",
     "expected_seconds",
     "groups",
+    "partial",
     "rotation",
     "run",
     "selected",
+    "serves",
 ]
 
 BACKENDS: Final = ("sqlite", "postgresql")
@@ -81,6 +86,8 @@ _KINTO_DATABASE: Final = "optimist_bench_kinto"
 HEADROOM: Final = 40
 #: The width of a server's name in the log's columns (a baseline twin's adds "@rev").
 _NAME: Final = max(len(subject.name) for subject in SUBJECTS)
+#: The width of a scenario's name in the log's columns.
+_SCENARIO: Final = max(len(name) for name in SCENARIOS)
 _T = TypeVar("_T")
 
 
@@ -109,6 +116,16 @@ class Settings:
     #: The commit whose optimist servers run beside the selected ones (None: none).
     baseline: Baseline | None = None
     workdir: Path = field(default=Path(__file__).resolve().parent / ".work")
+
+
+def partial(settings: Settings) -> bool:
+    """Whether ``settings`` leave out a subject, scenario, backend or worker count of the
+    full run: the figures of such a run are kept beside the full run's, not over them."""
+    full = Settings()
+    return any(
+        not set(getattr(full, name)) <= set(getattr(settings, name))
+        for name in ("subjects", "scenarios", "backends", "workers")
+    )
 
 
 def load_average() -> list[float]:
@@ -188,9 +205,12 @@ def rotation(items: Sequence[_T], turn: int) -> list[_T]:
     return [*items[shift:], *items[:shift]]
 
 
-def _serves(subject: Subject, scenario: str) -> bool:
-    """Whether ``subject`` has what ``scenario`` loads (Kinto has no list here)."""
-    return scenario not in PAGE_SCENARIOS or subject.deep_page is not None
+def serves(subject: Subject, scenario: str) -> bool:
+    """Whether ``subject`` has what ``scenario`` loads (Kinto has no list here; only the
+    optimist servers take an Idempotency-Key)."""
+    if scenario in PAGE_SCENARIOS:
+        return subject.deep_page is not None
+    return scenario != KEYED or subject.idempotency_keys
 
 
 def selected(settings: Settings) -> list[Subject]:
@@ -215,7 +235,7 @@ def _present(settings: Settings, backend: str) -> list[Subject]:
 
 #: What a run costs beyond the load itself, in seconds, as timed on the 2-core machine
 #: (two runs, 15 minutes and 100 seconds long): per measurement (wrk's start, the check
-#: requests), the If-Match scenario's reading of 1 000 ETags, per server (start and
+#: requests), each If-Match scenario's reading of 1 000 ETags, per server (start and
 #: stop), the contention clients' last backoff, per increment of the lost-update race,
 #: per round (maintenance, the one-second sample of the machine) and per backend (the
 #: fill, and Kinto's migration and records).
@@ -309,9 +329,9 @@ def expected_seconds(settings: Settings, budget: int | None = None) -> float:
             starts = settings.rounds if len(groups(subjects, workers, limit)) > 1 else 1
             total += _PER_ROUND * settings.rounds
             for subject in subjects:
-                scenarios = [s for s in settings.scenarios if _serves(subject, s)]
+                scenarios = [s for s in settings.scenarios if serves(subject, s)]
                 measuring = len(scenarios) * (wrk_seconds(settings.seconds) + _PER_MEASUREMENT)
-                measuring += _PER_ETAG_READ * ("patch_if_match" in scenarios)
+                measuring += _PER_ETAG_READ * sum(s in IF_MATCH_SCENARIOS for s in scenarios)
                 total += settings.rounds * measuring + race
                 total += starts * (_PER_SERVER + 2 * wrk_seconds(settings.warmup))
                 if subject.request_envelope is None and settings.contention_seconds > 0:
@@ -365,7 +385,7 @@ async def _round(
             if (
                 running not in servers
                 or (subject.name, scenario) in refused
-                or not _serves(subject, scenario)
+                or not serves(subject, scenario)
             ):
                 continue
             here = {**where, "subject": subject.name}
@@ -391,7 +411,7 @@ async def _round(
             refusals = f", {load.precondition_failed} × 412" if load.precondition_failed else ""
             name = f"{subject.name:{_width(record.settings)}}"
             _log(
-                f"  {name} {scenario:15} {load.per_second:9.0f}/s  "
+                f"  {name} {scenario:{_SCENARIO}} {load.per_second:9.0f}/s  "
                 f"p50 {load.latency_p50_ms:6.1f} ms  p99 {load.latency_p99_ms:6.1f} ms  "
                 f"errors {load.errors}{refusals}"
             )
@@ -412,7 +432,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.contention.append({**where, **fought.as_dict()})
         _log(
-            f"  {name} contention      {fought.per_second:9.0f}/s  "
+            f"  {name} {'contention':{_SCENARIO}} {fought.per_second:9.0f}/s  "
             f"{fought.retries_per_success:.2f} retries/success  Jain {fought.jain:.3f}  "
             f"min {min(fought.successes)} max {max(fought.successes)}  lost {fought.lost}"
         )
@@ -422,7 +442,7 @@ async def _races(record: _Recorder, running: Running, **where: Any) -> None:
         )
         record.races.append({**where, **race.as_dict()})
         _log(
-            f"  {name} race            acknowledged {race.acknowledged}, "
+            f"  {name} {'race':{_SCENARIO}} acknowledged {race.acknowledged}, "
             f"final +{race.final_delta}, lost {race.lost}, retries {race.retries}, "
             f"unexpected {race.unexpected or 'none'}"
         )

@@ -4,15 +4,20 @@
   (:func:`optimist.fastapi.conditional` parses, :meth:`ConditionalRequest.evaluate` decides);
 * ``PATCH /items/{id}``: If-Match is optional; when sent it is the WHERE clause of the
   UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``), when not
-  the update is unconditional;
+  the update is unconditional. Idempotency-Key is optional too
+  (:func:`optimist.fastapi.idempotency`): with one, the key is claimed, the UPDATE runs
+  and the answer is kept in one transaction
+  (:func:`optimist.sqlalchemy.idempotency.idempotent`, records in :data:`records`), and
+  a resend gets that answer with ``Idempotent-Replayed: true``; without one, the UPDATE
+  runs on the engine as before;
 * ``GET /items?limit=&cursor=``: keyset pages over a snapshot
   (:func:`optimist.sqlalchemy.list_page`), the position in a signed
   :class:`optimist.cursor.Cursor`.
 
 The harness imports :data:`metadata` and :data:`items` to create and fill the schema;
 :mod:`bench.apps.optimist_starlette_app`, the same endpoints on plain Starlette, imports
-the table, the body's model, the list's bounds and its query from here. The HTTP race tests
-(``tests/support/counter_app.py``) serve this app too.
+the table, the body's model, the list's bounds, its query and the keys' rules from here.
+The HTTP race tests (``tests/support/counter_app.py``) serve this app too.
 """
 
 from __future__ import annotations
@@ -23,14 +28,29 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from optimist.cursor import CursorCodec
-from optimist.fastapi import conditional, install_problem_handlers
-from optimist.sqlalchemy import Record, create_engine, get, list_page, update, versioned_table
-from optimist.starlette import ConditionalRequest, set_etag
+from optimist.fastapi import (
+    conditional,
+    idempotency,
+    install_idempotency,
+    install_problem_handlers,
+)
+from optimist.sqlalchemy import (
+    Bind,
+    Record,
+    create_engine,
+    get,
+    list_page,
+    update,
+    versioned_table,
+)
+from optimist.sqlalchemy.idempotency import idempotency_records, idempotent
+from optimist.starlette import ConditionalRequest, Idempotency, IdempotentWrite, set_etag
 from optimist.tokens import TokenSigner
 
 __all__ = [
@@ -41,7 +61,9 @@ __all__ = [
     "create_app",
     "from_environment",
     "items",
+    "keys",
     "metadata",
+    "records",
 ]
 
 metadata = MetaData()
@@ -52,6 +74,9 @@ items = versioned_table(
     Column("counter", Integer, nullable=False),
     Column("text", Text, nullable=False),
 )
+#: The Idempotency-Key records, beside the items: a key's claim and answer commit with
+#: the write they answer for.
+records = idempotency_records(metadata)
 
 #: What the list's cursors are bound to (CursorCodec's ``query``).
 LIST_QUERY = "GET /items"
@@ -91,6 +116,12 @@ def from_environment() -> tuple[AsyncEngine, CursorCodec]:
     return engine, CursorCodec(TokenSigner([os.environ["BENCH_SECRET"]]))
 
 
+def keys(engine: AsyncEngine) -> Idempotency[Bind]:
+    """The apps' Idempotency-Key rules: optional keys, one scope for every client, records
+    in :data:`records` for the library's default 24 hours."""
+    return Idempotency[Bind](engine, idempotent)
+
+
 def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``.
 
@@ -98,6 +129,7 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     function of the same arguments is given (the race tests give a read-compare-write).
     """
     engine, cursors = from_environment()
+    keyed = idempotency(keys(engine))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -106,6 +138,7 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
 
     app = FastAPI(lifespan=lifespan)
     install_problem_handlers(app)
+    install_idempotency(app)
 
     @app.get("/items/{item_id}")
     async def read(item_id: int, response: Response, pre: Conditional) -> Item:
@@ -113,12 +146,21 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
         pre.evaluate(record.state, response)
         return _item(record)
 
-    @app.patch("/items/{item_id}")
-    async def patch(item_id: int, body: ItemPatch, response: Response, pre: Conditional) -> Item:
+    # The answer is built here rather than from the return value: a key keeps its bytes
+    # before the transaction commits. Item stays the documented response model.
+    @app.patch("/items/{item_id}", response_model=Item)
+    async def patch(
+        item_id: int,
+        body: ItemPatch,
+        pre: Conditional,
+        attempt: IdempotentWrite[Bind] = keyed,
+    ) -> Response:
         values = body.model_dump(exclude_unset=True)
-        record = await write(engine, items, item_id, values, condition=pre.write_condition())
+        condition = pre.write_condition()
+        record = await write(attempt.connection, items, item_id, values, condition=condition)
+        response = JSONResponse(_item(record).model_dump())
         set_etag(response, record.etag, last_modified=record.updated_at)
-        return _item(record)
+        return await attempt.keep(response)
 
     @app.get("/items")
     async def listing(

@@ -5,6 +5,9 @@
 * ``PATCH /items/{id}``: the body ``{counter?, text?}`` is validated by pydantic (a 422
   problem when it is not); If-Match is optional, and when sent it is the WHERE clause
   of the UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``);
+  Idempotency-Key is optional too: with one, :meth:`Idempotency.respond
+  <optimist.starlette.Idempotency.respond>` claims it, runs the UPDATE and keeps the
+  answer in one transaction, and a resend gets that answer;
 * ``GET /items?limit=&cursor=``: keyset pages over a snapshot
   (:func:`optimist.sqlalchemy.list_page`), the position in a signed
   :class:`optimist.cursor.Cursor`.
@@ -14,7 +17,7 @@ request's preconditions, validates its own body and query, and builds its JSON
 response; :func:`optimist.starlette.install_problem_handlers` answers every error as a
 problem. Beside :mod:`bench.apps.optimist_app` it shows what the library's own layers
 cost without FastAPI's dependency injection and response models. The table, the body's
-model, the list's bounds and its query are that app's.
+model, the list's bounds, its query and the keys' rules are that app's.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from optimist.problem import InvalidParam, Problem
-from optimist.sqlalchemy import Record, get, list_page, update
+from optimist.sqlalchemy import Bind, Record, get, list_page, update
 from optimist.starlette import (
     ConditionalProfile,
+    IdempotentWrite,
     install_problem_handlers,
     problem_response,
     set_etag,
@@ -45,6 +49,7 @@ from bench.apps.optimist_app import (
     ItemPatch,
     from_environment,
     items,
+    keys,
 )
 
 __all__ = ["create_app"]
@@ -75,6 +80,7 @@ def _invalid(where: str, error: ValidationError) -> Response:
 def create_app() -> Starlette:
     """The app on ``BENCH_DATABASE_URL``, its cursors signed with ``BENCH_SECRET``."""
     engine, cursors = from_environment()
+    keyed = keys(engine)
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -97,10 +103,15 @@ def create_app() -> Starlette:
             return _invalid("body", error)
         values = body.model_dump(exclude_unset=True)
         key = request.path_params["item_id"]
-        record = await update(engine, items, key, values, condition=pre.write_condition())
-        response = JSONResponse(_document(record))
-        set_etag(response, record.etag, last_modified=record.updated_at)
-        return response
+
+        async def write(attempt: IdempotentWrite[Bind]) -> Response:
+            condition = pre.write_condition()
+            record = await update(attempt.connection, items, key, values, condition=condition)
+            response = JSONResponse(_document(record))
+            set_etag(response, record.etag, last_modified=record.updated_at)
+            return response
+
+        return await keyed.respond(request, write)
 
     async def listing(request: Request) -> Response:
         try:

@@ -1,7 +1,9 @@
-"""The benchmark report: medians of rounds, spreads, and verdicts round by round."""
+"""The benchmark report: medians of rounds, spreads, verdicts round by round, and runs of
+part of the grid beside the full run."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 # bench/ is not installed: it is found beside tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench.report import measurements, rate, render_http, targets
+from bench.__main__ import render
+from bench.report import measurements, rate, render_http, render_part, targets
+from bench.scenarios import KEYED
 
 
 def _figure(subject: str, scenario: str, per_second: float, turn: int | None) -> dict[str, Any]:
@@ -204,3 +208,53 @@ def test_a_run_without_a_baseline_has_no_such_section() -> None:
     """No baseline in the figures: the report is as before."""
     data = _data({("optimist", "get"): [100.0]})
     assert "## Against commit" not in "\n".join(render_http(data, None))
+
+
+def _keyed(keyed: list[float], plain: list[float]) -> dict[str, Any]:
+    data = _data({("optimist", KEYED): keyed, ("optimist", "patch_if_match"): plain})
+    data["settings"]["scenarios"] = ["patch_if_match", KEYED]
+    data["settings"]["subjects"] = ["optimist"]
+    return data
+
+
+def test_the_keyed_patch_is_divided_by_the_same_patch_without_a_key() -> None:
+    """The key's target is the keyed PATCH's median ÷ the plain If-Match PATCH's."""
+    target = _target(_keyed([80.0, 90.0, 70.0], [100.0, 100.0, 100.0]), "keyed conditional")
+    assert (target.measured, target.wanted, target.met) == (0.8, 0.8, True)
+
+
+def test_a_keyed_patch_under_the_bar_misses_its_target() -> None:
+    """0.25× the PATCH without a key is not 0.8×."""
+    target = _target(_keyed([25.0, 25.0, 25.0], [100.0, 100.0, 100.0]), "keyed conditional")
+    assert target.met is False
+
+
+def test_a_run_without_a_scenario_has_no_target_on_it() -> None:
+    """A run that did not select the keyed scenario lists no row for its target."""
+    data = _data({("optimist", "patch_if_match"): [100.0], ("optimist", "patch"): [100.0]})
+    data["settings"]["scenarios"] = ["patch", "patch_if_match"]
+    assert not [target for target in targets(data) if target.name.startswith("keyed")]
+
+
+def test_a_run_without_the_server_divided_by_has_no_target_on_it() -> None:
+    """A run without the raw driver lists no row dividing by the raw driver."""
+    data = _keyed([80.0], [100.0])
+    assert not [target for target in targets(data) if "raw driver's" in target.name]
+
+
+def test_a_run_of_part_of_the_grid_has_a_section_of_its_own() -> None:
+    """Its heading names its file; its targets and tables sit a level below it."""
+    page = "\n".join(render_part(_keyed([80.0], [100.0]), "bench/results/http-keys.json"))
+    assert "## A run of part of the grid (`bench/results/http-keys.json`)" in page
+    assert "### Targets" in page
+    assert "#### SQLite, 1 worker" in page
+
+
+def test_the_report_keeps_the_full_run_and_adds_each_part(tmp_path: Path) -> None:
+    """http.json stays the report's main run; an http-<part>.json follows it."""
+    full = _data({("optimist", "get"): [100.0]})
+    (tmp_path / "http.json").write_text(json.dumps(full))
+    (tmp_path / "http-keys.json").write_text(json.dumps(_keyed([80.0], [100.0])))
+    page = render(tmp_path).read_text()
+    assert page.index("## HTTP servers side by side") < page.index("## A run of part of the grid")
+    assert "| GET one item (200) | 100 |" in page

@@ -1,4 +1,5 @@
-"""The benchmark suite's plan: the servers' turns, their groups and the expected duration."""
+"""The benchmark suite's plan: the servers' turns, their groups, the expected duration and
+what each server is measured on."""
 
 from __future__ import annotations
 
@@ -10,9 +11,19 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.baseline import Baseline
+from bench.scenarios import KEYED
 from bench.servers import ROOT, environment
 from bench.subjects import KINTO, OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, SUBJECTS, twin
-from bench.suite import HEADROOM, Settings, expected_seconds, groups, rotation, selected
+from bench.suite import (
+    HEADROOM,
+    Settings,
+    expected_seconds,
+    groups,
+    partial,
+    rotation,
+    selected,
+    serves,
+)
 
 #: The connections the servers may hold on a PostgreSQL server of 100 (the default).
 _BUDGET = 100 - HEADROOM
@@ -130,3 +141,34 @@ def test_groups_keep_each_optimist_server_with_its_twin() -> None:
     servers = selected(Settings(subjects=["optimist", "optimist-starlette"], baseline=_BASELINE))
     first, first_twin, second, second_twin = servers
     assert groups(servers, 1, _BUDGET) == [[first, first_twin], [second, second_twin]]
+
+
+def test_the_keyed_scenario_runs_on_the_optimist_servers() -> None:
+    """Both optimist servers take an Idempotency-Key: each is measured with one."""
+    assert serves(OPTIMIST, KEYED)
+    assert serves(OPTIMIST_STARLETTE, KEYED)
+
+
+def test_servers_without_keys_are_left_out_of_the_keyed_scenario() -> None:
+    """The raw driver, seed 003's pattern and Kinto are not measured with a key."""
+    assert not any(serves(subject, KEYED) for subject in (RAW, SEED, KINTO))
+
+
+def test_a_server_without_keys_still_runs_the_plain_if_match_scenario() -> None:
+    """Leaving out the keyed scenario leaves the others as they were."""
+    assert serves(RAW, "patch_if_match")
+
+
+def test_the_default_run_is_not_partial() -> None:
+    """Every subject, scenario, backend and worker count: its figures are the full run's."""
+    assert not partial(Settings())
+
+
+def test_a_run_of_some_scenarios_is_partial() -> None:
+    """Two scenarios of the grid: the full run's figures are kept beside it."""
+    assert partial(Settings(scenarios=["patch_if_match", KEYED]))
+
+
+def test_a_run_on_one_backend_is_partial() -> None:
+    """One backend of the two: the full run's figures are kept beside it."""
+    assert partial(Settings(backends=["sqlite"]))
