@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -177,6 +177,8 @@ class CounterClient:
     base_url: str
     path: str
     member: str
+    #: Seconds any one of its requests may take.
+    timeout: float = REQUEST_TIMEOUT
     #: Writes answered 2xx.
     acknowledged: int = 0
     #: Writes whose fate is unknown: answer lost (or a 5xx after sending), none acknowledged.
@@ -194,7 +196,7 @@ class CounterClient:
             raise
 
     def _increment(self, stop: threading.Event) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=REQUEST_TIMEOUT) as http:
+        with httpx.Client(base_url=self.base_url, timeout=self.timeout) as http:
             while not stop.is_set():
                 answer, response = ask(http, "GET", self.path)
                 self.answers.append(answer)
@@ -286,10 +288,26 @@ class Load:
 
 
 @contextmanager
-def counting(base_url: str, path: str, *, clients: int = 16) -> Iterator[Load]:
+def counting(
+    base_url: str | Sequence[str],
+    path: str,
+    *,
+    clients: int = 16,
+    timeout: float = REQUEST_TIMEOUT,
+) -> Iterator[Load]:
     """``clients`` counter clients on the project at ``path``, each on its own member
-    (``c0``, ``c1``, …), running until the ``with`` ends (each finishes its request)."""
-    load = Load([CounterClient(base_url, path, f"c{number}") for number in range(clients)])
+    (``c0``, ``c1``, …), running until the ``with`` ends (each finishes its request).
+
+    Given several base URLs (app hosts), client ``n`` sends to the ``n``-th, round robin.
+    ``timeout`` bounds each request (its loss makes the write's fate unknown).
+    """
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
+    load = Load(
+        [
+            CounterClient(urls[number % len(urls)], path, f"c{number}", timeout=timeout)
+            for number in range(clients)
+        ]
+    )
     stop = threading.Event()
     threads = [
         threading.Thread(target=client.run, args=(stop,), name=client.member, daemon=True)
@@ -302,7 +320,7 @@ def counting(base_url: str, path: str, *, clients: int = 16) -> Iterator[Load]:
     finally:
         stop.set()
         for thread in threads:
-            thread.join(timeout=2 * REQUEST_TIMEOUT)
+            thread.join(timeout=2 * max(timeout, REQUEST_TIMEOUT))
         alive = [thread.name for thread in threads if thread.is_alive()]
         assert not alive, f"clients {alive} did not stop"
     load.check()

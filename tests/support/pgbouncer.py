@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,8 +89,15 @@ class Bouncer:
         return url.render_as_string(hide_password=False)
 
 
-def _configure(directory: Path, port: int, server_url: str) -> Path:
-    """Write the configuration and user list of a bouncer in front of ``server_url``."""
+def _configure(
+    directory: Path,
+    port: int,
+    server_url: str,
+    listen: Sequence[str] = (),
+    settings: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the configuration and user list of a bouncer in front of ``server_url``,
+    listening on 127.0.0.1 and the ``listen`` addresses, with further ``settings``."""
     server = make_url(server_url)
     user = server.username or "postgres"
     (directory / "userlist.txt").write_text(f'"{user}" ""\n')
@@ -99,7 +106,7 @@ def _configure(directory: Path, port: int, server_url: str) -> Path:
         "[databases]\n"
         f"* = host={server.host or '127.0.0.1'} port={server.port or 5432}\n"
         "[pgbouncer]\n"
-        "listen_addr = 127.0.0.1\n"
+        f"listen_addr = {','.join(('127.0.0.1', *listen))}\n"
         f"listen_port = {port}\n"
         "unix_socket_dir =\n"
         "auth_type = trust\n"
@@ -111,6 +118,7 @@ def _configure(directory: Path, port: int, server_url: str) -> Path:
         "max_client_conn = 2000\n"
         f"logfile = {directory / 'pgbouncer.log'}\n"
         f"pidfile = {directory / 'pgbouncer.pid'}\n"
+        + "".join(f"{name} = {value}\n" for name, value in (settings or {}).items())
     )
     return ini
 
@@ -146,13 +154,19 @@ async def _answers(port: int, server_url: str) -> bool:
         await connection.close()
 
 
-def _start(binary: str, directory: Path, server_url: str) -> Bouncer:
+def _start(
+    binary: str,
+    directory: Path,
+    server_url: str,
+    listen: Sequence[str] = (),
+    settings: Mapping[str, str] | None = None,
+) -> Bouncer:
     """Start a bouncer on a free port (another, if one was taken meanwhile); return once
     it passes statements through."""
     as_postgres = _as_postgres()
     for _ in range(3):
         port = free_port()
-        ini = _configure(directory, port, server_url)
+        ini = _configure(directory, port, server_url, listen, settings)
         command = [binary, *(["-u", "postgres"] if as_postgres else []), str(ini)]
         # Its files are read and written by the user it runs as.
         for path in (directory, *directory.iterdir()) if as_postgres else ():
@@ -183,9 +197,12 @@ def _stop(bouncer: Bouncer) -> None:
 
 
 @contextmanager
-def private_bouncer(server_url: str) -> Iterator[Bouncer]:
-    """A started PgBouncer in transaction mode in front of the server at ``server_url``;
-    stopped, and its directory removed, when the ``with`` ends."""
+def private_bouncer(
+    server_url: str, *, listen: Sequence[str] = (), settings: Mapping[str, str] | None = None
+) -> Iterator[Bouncer]:
+    """A started PgBouncer in transaction mode in front of the server at ``server_url``,
+    on 127.0.0.1 and the ``listen`` addresses, with further ``settings`` of its
+    configuration; stopped, and its directory removed, when the ``with`` ends."""
     binary = pgbouncer_binary()
     if binary is None:
         reason = "no pgbouncer installed (apt-get install pgbouncer)"
@@ -194,7 +211,7 @@ def private_bouncer(server_url: str) -> Iterator[Bouncer]:
         pytest.skip(f"{reason}: the PgBouncer tests need it")
     directory = Path(tempfile.mkdtemp(prefix="optimist-pgbouncer-"))
     try:
-        bouncer = _start(binary, directory, server_url)
+        bouncer = _start(binary, directory, server_url, listen, settings)
         try:
             yield bouncer
         finally:
