@@ -190,6 +190,68 @@ def test_database_url_the_service_cannot_use_is_refused(url: str, problem: str) 
     assert refused.value.problem.startswith(problem)
 
 
+READ = ENVIRONMENT["read_database_url"]
+
+
+def test_reads_use_the_database_by_default() -> None:
+    """Without the variable there is no read database."""
+    assert Settings.from_environment({"OPTIMIST_NODE_ID": "n"}).read_database_url is None
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgres://app@replica/app", "postgresql+asyncpg://app@replica/app"),
+        ("postgresql://app@replica:5433/app", "postgresql+asyncpg://app@replica:5433/app"),
+        ("postgresql+asyncpg://app@replica/app", "postgresql+asyncpg://app@replica/app"),
+    ],
+    ids=["postgres", "postgresql", "asyncpg"],
+)
+def test_read_database_url_is_read_and_gets_the_driver(given: str, used: str) -> None:
+    """OPTIMIST_READ_DATABASE_URL names the replica, completed with asyncpg."""
+    environment = {ENVIRONMENT["database_url"]: "postgresql://app@db/app", READ: given}
+    settings = Settings.from_environment({**environment, "OPTIMIST_NODE_ID": "n"})
+    assert settings.read_database_url == used
+
+
+@pytest.mark.parametrize(
+    ("database", "read", "problem"),
+    [
+        ("postgresql://app@db/app", "sqlite:///replica.db", "SQLite has no replica"),
+        ("sqlite:///optimist.db", "postgresql://app@replica/app", "a replica needs a PostgreSQL"),
+        ("postgresql://app@db/app", "mysql://app@replica/app", "mysql:// is not a database"),
+        ("postgresql://app@db/app", "postgresql://app@replica/app?pooler=x", "pooler=x is not"),
+    ],
+    ids=["sqlite-replica", "sqlite-primary", "mysql", "pooler"],
+)
+def test_read_database_url_the_service_cannot_use_is_refused(
+    database: str, read: str, problem: str
+) -> None:
+    """A read URL that is no PostgreSQL replica of a PostgreSQL database is refused."""
+    with pytest.raises(InvalidSetting) as refused:
+        Settings(database_url=database, node_id="n", read_database_url=read)
+    assert refused.value.name == "read_database_url"
+    assert refused.value.problem.startswith(problem)
+
+
+def test_repr_hides_the_read_databases_password() -> None:
+    """The read URL is shown without its password, like the database URL."""
+    settings = Settings(
+        database_url="postgresql://app@db/app",
+        node_id="n",
+        read_database_url="postgresql://app:pa55word@replica/app",
+    )
+    assert "pa55word" not in repr(settings)
+    assert "postgresql+asyncpg://app:***@replica/app" in repr(settings)
+
+
+def test_an_unset_read_database_url_is_written_empty() -> None:
+    """Another process given the settings' variables ignores an inherited read URL."""
+    written = Settings(database_url="postgresql://app@db/app", node_id="n").to_environment()
+    inherited = {READ: "postgresql://app@elsewhere/app", **written}
+    assert Settings.from_environment(inherited).read_database_url is None
+
+
 def test_cors_is_off_by_default() -> None:
     """Without the variable no origin is allowed."""
     assert Settings.from_environment({"OPTIMIST_NODE_ID": "n"}).cors_origins == ()

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.runtime.engine.dispose()
+            await app.state.runtime.dispose()
 
     # /docs and /redoc with Swagger UI's and ReDoc's files served from the package, not
     # a CDN: the documentation renders where there is no internet.

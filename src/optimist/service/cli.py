@@ -174,6 +174,14 @@ def _parser() -> _Parser:
         "(env OPTIMIST_NODE_ID; default: the host name)",
     )
     serve.add_argument(
+        "--read-database-url",
+        metavar="URL",
+        help="a streaming replica of the PostgreSQL database, which serves GET and HEAD "
+        "(a page whose cursor it has not replayed yet, and what decides a refusal, are "
+        "read from the database) (env OPTIMIST_READ_DATABASE_URL; default: none, the "
+        "database serves every read)",
+    )
+    serve.add_argument(
         "--cors-origin",
         dest="cors_origins",
         metavar="ORIGIN",
@@ -196,7 +204,13 @@ def _given(arguments: argparse.Namespace) -> dict[str, str]:
     """The settings given as options, as the text of their variables."""
     values = {
         name: getattr(arguments, name, None)
-        for name in ("database_url", "node_id", *_LIMITS, *_DATABASE_LIMITS)
+        for name in (
+            "database_url",
+            "read_database_url",
+            "node_id",
+            *_LIMITS,
+            *_DATABASE_LIMITS,
+        )
     }
     given = {name: value for name, value in values.items() if value is not None}
     if arguments.no_demo_data:
@@ -234,6 +248,11 @@ def _checked(given: dict[str, str]) -> Settings:
         check_sqlite_path(settings.database_url)
     except InvalidDatabaseURL as error:
         raise InvalidSetting.of_database_url(error) from None
+    if settings.read_database_url is not None:
+        try:
+            check_driver(settings.read_database_url)
+        except InvalidDatabaseURL as error:
+            raise InvalidSetting.of_database_url(error, "read_database_url") from None
     return settings
 
 
@@ -249,6 +268,21 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         yield
     finally:
         logger.disabled = disabled
+
+
+@contextmanager
+def _reported(given: Mapping[str, str], url: str, name: str) -> Iterator[None]:
+    """Work on the database of setting ``name`` (at ``url``), its failure reported as the
+    operator's mistake it stands for, named as they gave the URL."""
+    try:
+        with _quiet(logging.getLogger("optimist.sqlalchemy")):
+            yield
+    except Exception as error:
+        subject = option_of(name) if name in given else ENVIRONMENT[name]
+        mistake = database_mistake(error, url, subject)
+        if mistake is None:
+            raise
+        raise mistake from None
 
 
 def _run(arguments: argparse.Namespace) -> None:
@@ -276,17 +310,13 @@ def _run(arguments: argparse.Namespace) -> None:
         except ValueError as error:
             raise Mistake(str(error)) from None
     os.environ.update(settings.to_environment())
-    try:
-        with _quiet(logging.getLogger("optimist.sqlalchemy")):
-            fresh = asyncio.run(prepare(settings))
-    except Exception as error:
-        database = (
-            option_of("database_url") if "database_url" in given else ENVIRONMENT["database_url"]
-        )
-        mistake = database_mistake(error, settings.database_url, database)
-        if mistake is None:
-            raise
-        raise mistake from None
+    with _reported(given, settings.database_url, "database_url"):
+        fresh = asyncio.run(prepare(settings))
+    if serving and settings.read_database_url is not None:
+        from optimist.service.reads import reachable  # noqa: PLC0415
+
+        with _reported(given, settings.read_database_url, "read_database_url"):
+            asyncio.run(reachable(settings))
     state = "created" if fresh else "up to date"
     # The URL may carry the database's password: what is printed goes to logs.
     print(f"optimist: database {state} ({redacted_url(settings.database_url)})", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""What every request of the service shares: settings, engine, signer, cursor codec.
+"""What every request of the service shares: settings, engines, signer, cursor codec.
 
 Built once per worker process in the application's lifespan. The secret is the
 deployment's (``OPTIMIST_SECRET_KEY``, or one generated once and kept in the
@@ -11,6 +11,11 @@ a count of the creates of every tenant, to whoever holds it. Sealed, a cursor is
 bound to its listing (route, tenant, filters: another's is a 400), refused when
 changed (400) and expired with its snapshot (410). Both keys are derived from the one
 secret, each for its own use.
+
+With ``read_database_url``, a second engine reaches the database's streaming replica;
+:mod:`optimist.service.reads` decides which reads it serves. Only the primary is
+migrated and holds the secret: the replica is read-only, and receives both by
+replication.
 
 The engine's 503s ask a client to wait :data:`RETRY_AFTER` seconds. A worker that starts
 while the database is unavailable (a restart during an outage, a SQLite write lock held
@@ -63,23 +68,42 @@ _LOCAL_FILES: Final = (FileNotFoundError, PermissionError, IsADirectoryError, No
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
-    """The per-process services a request handler may use."""
+    """The per-process services a request handler may use.
+
+    ``engine`` is the primary's: every write, and every read that decides one. ``replica``
+    is the read database's engine, None without ``read_database_url``.
+    """
 
     settings: Settings
     engine: AsyncEngine
     signer: TokenSigner
     cursors: CursorCodec
+    replica: AsyncEngine | None = None
 
     @property
     def node_id(self) -> str:
         """This node's name in vector clocks."""
         return self.settings.node_id
 
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """Where plain reads go: the replica, or the primary when there is none."""
+        return self.replica or self.engine
 
-def _engine(settings: Settings) -> AsyncEngine:
-    """The engine of ``settings``: their database and busy timeout, :data:`RETRY_AFTER`."""
+    async def dispose(self) -> None:
+        """Close the pooled connections of both engines."""
+        try:
+            await self.engine.dispose()
+        finally:
+            if self.replica is not None:
+                await self.replica.dispose()
+
+
+def _engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """The engine of ``url`` (default: the database of ``settings``) with their busy
+    timeout, and :data:`RETRY_AFTER`."""
     return create_engine(
-        settings.database_url, busy_timeout=settings.busy_timeout, retry_after=RETRY_AFTER
+        url or settings.database_url, busy_timeout=settings.busy_timeout, retry_after=RETRY_AFTER
     )
 
 
@@ -161,11 +185,13 @@ async def start(settings: Settings) -> Runtime:
     """Migrate if needed and build this process's runtime, once the database serves."""
     engine = _engine(settings)
     _, secret = await _when_available(lambda: _prepared(settings, engine))
+    read_url = settings.read_database_url
     return Runtime(
         settings=settings,
         engine=engine,
         signer=TokenSigner([secret]),
         cursors=CursorCodec(TokenSealer([secret]), max_age=settings.cursor_max_age),
+        replica=None if read_url is None else _engine(settings, read_url),
     )
 
 

@@ -16,6 +16,9 @@ command line can say it in the operator's terms (the option, or the variable). T
 database URL is checked and completed by :mod:`optimist.service.database_url`, its
 ``?pooler=`` (the mode of a connection pooler such as PgBouncer in front of PostgreSQL,
 docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`.
+The read database URL (a streaming replica of the database, which serves the APIs'
+reads: :mod:`optimist.service.reads`) is checked the same way, and must name PostgreSQL
+as the database URL does: SQLite has no replica.
 
 This module imports no third-party package: ``optimist --help`` reads its defaults.
 """
@@ -59,6 +62,7 @@ __all__ = [
 #: Option name → environment variable.
 ENVIRONMENT = {
     "database_url": "OPTIMIST_DATABASE_URL",
+    "read_database_url": "OPTIMIST_READ_DATABASE_URL",
     "node_id": "OPTIMIST_NODE_ID",
     "secret_key": "OPTIMIST_SECRET_KEY",
     "demo_data": "OPTIMIST_DEMO_DATA",
@@ -120,9 +124,11 @@ class InvalidSetting(ValueError):
         self.fix = fix
 
     @classmethod
-    def of_database_url(cls, error: InvalidDatabaseURL) -> InvalidSetting:
-        """The database URL's ``error`` as a setting's."""
-        return cls("database_url", error.problem, error.expected, error.fix)
+    def of_database_url(
+        cls, error: InvalidDatabaseURL, name: str = "database_url"
+    ) -> InvalidSetting:
+        """The database URL's ``error`` as the setting ``name``'s."""
+        return cls(name, error.problem, error.expected, error.fix)
 
 
 def default_database_url(directory: Path | None = None) -> str:
@@ -227,6 +233,8 @@ def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default
 
 _EXPECTED: Final = {
     "node_id": "1 to 64 letters, digits and . _ ~ -",
+    "read_database_url": "the URL of a streaming replica of the PostgreSQL database, "
+    "such as postgresql://USER@REPLICA:PORT/NAME",
     "max_connections": "a whole number of connections, 1 or more",
 }
 
@@ -237,12 +245,15 @@ class Settings:
 
     ``database_url`` is completed with the service's driver (``postgres://`` and
     ``postgresql://`` become ``postgresql+asyncpg://``, ``sqlite://``
-    ``sqlite+aiosqlite://``). Its repr shows the database URL without its password and
-    no secret key, so that settings in a log line or a traceback give neither away.
+    ``sqlite+aiosqlite://``). Its repr shows the database URLs without their passwords
+    and no secret key, so that settings in a log line or a traceback give neither away.
     """
 
     database_url: str
     node_id: str
+    #: A streaming replica of the (PostgreSQL) database that serves the reads; None: the
+    #: database serves them too.
+    read_database_url: str | None = None
     #: When None, the key generated once and kept in the database is used.
     secret_key: str | None = None
     demo_data: bool = True
@@ -277,6 +288,7 @@ class Settings:
                 "a URL such as postgresql://USER@HOST:PORT/NAME?pooler=transaction, the port "
                 "being PgBouncer's in transaction pooling mode, or one without ?pooler=",
             )
+        self._check_read_database_url()
         try:
             VectorClock({self.node_id: 1})
         except InvalidVectorClock as error:
@@ -299,11 +311,34 @@ class Settings:
             )
         object.__setattr__(self, "cors_origins", parse_origins(self.cors_origins))
 
+    def _check_read_database_url(self) -> None:
+        """Complete the read database URL with its driver, or refuse it with what it takes."""
+        if self.read_database_url is None:
+            return
+        name = "read_database_url"
+        try:
+            url = normalized(self.read_database_url)
+        except InvalidDatabaseURL as error:
+            raise InvalidSetting.of_database_url(error, name) from None
+        if not url.startswith("postgresql"):
+            raise InvalidSetting(name, "SQLite has no replica to read from", _EXPECTED[name])
+        if not self.database_url.startswith("postgresql"):
+            raise InvalidSetting(
+                name,
+                "a replica needs a PostgreSQL database, and the database URL names SQLite",
+                _EXPECTED[name],
+                "give the database URL the PostgreSQL primary, or leave the read URL unset",
+            )
+        problem = _pooler_problem(url)
+        if problem is not None:
+            raise InvalidSetting(name, problem, _EXPECTED[name])
+        object.__setattr__(self, name, url)
+
     def __repr__(self) -> str:
         shown = []
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name == "database_url":
+            if name in {"database_url", "read_database_url"} and value is not None:
                 value = redacted_url(value)
             elif name == "secret_key" and value is not None:
                 value = "***"
@@ -321,6 +356,7 @@ class Settings:
         return cls(
             database_url=env.get(ENVIRONMENT["database_url"]) or default_database_url(),
             node_id=env.get(ENVIRONMENT["node_id"]) or default_node_id(),
+            read_database_url=env.get(ENVIRONMENT["read_database_url"]) or None,
             secret_key=env.get(ENVIRONMENT["secret_key"]) or None,
             demo_data=_flag(env.get(ENVIRONMENT["demo_data"], "1")),
             cursor_max_age=timedelta(seconds=_number(env, "cursor_max_age", float, 3600.0)),
@@ -339,6 +375,8 @@ class Settings:
         env = {
             ENVIRONMENT["database_url"]: self.database_url,
             ENVIRONMENT["node_id"]: self.node_id,
+            # Written even when unset: an inherited variable must not add a replica.
+            ENVIRONMENT["read_database_url"]: self.read_database_url or "",
             ENVIRONMENT["demo_data"]: "1" if self.demo_data else "0",
             ENVIRONMENT["cursor_max_age"]: str(self.cursor_max_age.total_seconds()),
             ENVIRONMENT["csrf_max_age"]: str(self.csrf_max_age.total_seconds()),

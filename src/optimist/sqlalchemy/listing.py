@@ -27,6 +27,10 @@ position is anything else was made for another kind of listing with the same key
 The first page's snapshot time is the codec's clock (its signer's), the clock that
 later decides whether the snapshot has expired, so a clock a test injects governs
 both.
+
+``bind`` may be a streaming replica of ``primary``: pages are read there, except a
+page whose cursor's snapshot the replica has not replayed yet, which is read from
+``primary`` (:mod:`optimist.sqlalchemy.pages` says why that loses and repeats nothing).
 """
 
 from __future__ import annotations
@@ -65,13 +69,15 @@ async def list_page(
     scope: Scope | None = None,
     filters: Sequence[ColumnElement[bool]] = (),
     descending: bool = False,
+    primary: Bind | None = None,
 ) -> Listing:
     """The page of ``versioned`` that ``cursor`` points to, and the cursor after it.
 
     ``cursor`` None starts a traversal. ``query`` is what the cursors are bound to;
     ``limit``, ``scope``, ``filters`` and ``descending`` are
     :func:`~optimist.sqlalchemy.pages.page`'s, and must be the same on every page of a
-    traversal (put whatever decides them into ``query``). Raises the errors of this
+    traversal (put whatever decides them into ``query``); so is ``primary``, given when
+    ``bind`` is a replica of it. Raises the errors of this
     module's docstring for a cursor that is not one of this listing's.
     """
     after: int | None = None
@@ -95,6 +101,7 @@ async def list_page(
         scope=scope,
         filters=filters,
         descending=descending,
+        primary=primary,
     )
     if found.next_position is None:
         return Listing(found.records, None)

@@ -23,6 +23,24 @@ costs what the first costs: an index range scan from the position (``created_seq
 unique index, or the ``(scope…, created_seq)`` index :func:`versioned_table` declares).
 Expiring old snapshots (410) is the cursor codec's job, not this module's;
 :func:`optimist.sqlalchemy.listing.list_page` puts a page and its signed cursor together.
+
+Pages may be read from a streaming replica of the database (a PostgreSQL standby, which
+replays the primary's write-ahead log in commit order), given as ``bind`` with its
+``primary``. A first page read there is a consistent snapshot as of the replica's
+replay point, and its watermark is the counter *that* statement saw, so the snapshot
+is what the replica held: every row numbered at or below it is there. A later page
+needs every row numbered at or below the watermark, and a replica (this one lagging
+more than it did, or another one behind the same address) may not have replayed them
+yet. The counter tells, with no clock and no log position: the replica's counter is at
+or above the watermark exactly when it has replayed the commit that took the
+watermark's number, hence (creates commit in number order) every create numbered
+below it. So a later page first reads the replica's counter and then the page, in one
+read-only transaction on one connection (one server, whose replay only moves
+forward); a counter below the watermark sends that page to ``primary``, which holds
+every committed row. A row deleted on the primary but not yet on the replica may be
+served once more, as it would have been by a page read before the delete; an update
+never moves a row. So no page repeats a row or misses one of the snapshot, whichever
+server each page was read from.
 """
 
 from __future__ import annotations
@@ -36,8 +54,8 @@ from sqlalchemy import ColumnElement, Select
 from optimist.sqlalchemy._fetch import fetch
 from optimist.sqlalchemy._rows import Scope
 from optimist.sqlalchemy._sequence import high_water
-from optimist.sqlalchemy._statements import MARK, page_of
-from optimist.sqlalchemy.engine import Bind, autocommit
+from optimist.sqlalchemy._statements import MARK, Prepared, page_of
+from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.versioned import Record, Versioned
 
 __all__ = ["Page", "page"]
@@ -66,12 +84,15 @@ async def page(
     scope: Scope | None = None,
     filters: Sequence[ColumnElement[bool]] = (),
     descending: bool = False,
+    primary: Bind | None = None,
 ) -> Page:
     """Up to ``limit`` rows after position ``after``, within the snapshot ``watermark``.
 
     Without a ``watermark`` this is a first page and the current high-water mark
     becomes the snapshot. ``descending`` lists the newest rows first; the snapshot
-    bound is the same.
+    bound is the same. With a ``primary``, ``bind`` is a replica of it, and a page
+    whose watermark the replica has not reached is read from ``primary`` (see the
+    module's docstring).
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
@@ -86,12 +107,12 @@ async def page(
     )
     # The snapshot is the watermark, not a transaction: every row numbered at or below
     # it was committed when it was read, so the page's statement sees all of them.
-    if filters:
-        # The caller's filters make a statement of this call's own.
-        filtered = cast("Select[Any]", prepared.statement).where(*filters)
-        rows = await fetch(bind, filtered, prepared.parameters)
+    if watermark is not None and primary is not None:
+        rows = await _replicated(
+            bind, primary, versioned, prepared, filters=filters, watermark=watermark
+        )
     else:
-        rows = await fetch(bind, prepared)
+        rows = await _rows(bind, prepared, filters)
     if watermark is not None:
         mark = watermark
     elif rows:
@@ -105,3 +126,32 @@ async def page(
     following = len(rows) > limit
     next_position = int(records[-1][versioned.created_seq_column]) if following else None
     return Page(records=records, next_position=next_position, watermark=mark)
+
+
+async def _rows(
+    bind: Bind, prepared: Prepared, filters: Sequence[ColumnElement[bool]]
+) -> list[dict[str, Any]]:
+    """The rows of the page statement ``prepared``, narrowed by ``filters``, on ``bind``."""
+    if filters:
+        # The caller's filters make a statement of this call's own.
+        filtered = cast("Select[Any]", prepared.statement).where(*filters)
+        return await fetch(bind, filtered, prepared.parameters)
+    return await fetch(bind, prepared)
+
+
+async def _replicated(
+    replica: Bind,
+    primary: Bind,
+    versioned: Versioned,
+    prepared: Prepared,
+    *,
+    filters: Sequence[ColumnElement[bool]],
+    watermark: int,
+) -> list[dict[str, Any]]:
+    """The page's rows from ``replica`` if it has every row of the snapshot ``watermark``,
+    else from ``primary``."""
+    async with transaction(replica, read=True) as connection:
+        replayed = await high_water(connection, versioned.counters, versioned.sequence_name)
+        if replayed >= watermark:
+            return await _rows(connection, prepared, filters)
+    return await _rows(primary, prepared, filters)

@@ -35,8 +35,9 @@ from optimist.fastapi import conditional, representation_responses
 from optimist.policy import PreconditionPolicy, Requirement
 from optimist.service.admin.identity import Identity
 from optimist.service.bodies import timestamp
+from optimist.service.reads import read, read_page
 from optimist.service.runtime import Runtime
-from optimist.sqlalchemy import Bind, Record, Versioned, create, delete, get, list_page, update
+from optimist.sqlalchemy import Bind, Record, Versioned, create, delete, get, update
 from optimist.starlette import ConditionalRequest, set_etag
 
 __all__ = [
@@ -170,14 +171,14 @@ class Collection:
     ) -> Response:
         """GET/HEAD of one resource: one query, then 304/412 or the representation."""
         with self._named(key):
-            record = await get(
-                runtime.engine,
+            # RFC 9110 §13.2.2 on what was read: 304 for a matching If-None-Match.
+            record = await read(
+                runtime,
                 self.versioned,
                 self._row_key(identity, self.checked(key)),
+                conditions,
                 scope=identity.scope,
             )
-        # RFC 9110 §13.2.2 on what was just read: 304 for a matching If-None-Match.
-        conditions.evaluate(record.state)
         return self.respond(record)
 
     async def listing(
@@ -187,10 +188,9 @@ class Collection:
 
         The cursor is bound to this route and tenant: another's is a 400 (foreign).
         """
-        found = await list_page(
-            runtime.engine,
+        found = await read_page(
+            runtime,
             self.versioned,
-            runtime.cursors,
             query=f"{self.path}?tenant={identity.tenant}",
             limit=limit,
             cursor=token,

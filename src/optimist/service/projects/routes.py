@@ -35,9 +35,10 @@ from optimist.service.projects.requests import (
     ProjectKey,
     ProjectRoute,
 )
+from optimist.service.reads import read, read_page
 from optimist.service.runtime import RuntimeDep
 from optimist.service.writes import Write
-from optimist.sqlalchemy import Record, create, delete, get, list_page, update
+from optimist.sqlalchemy import Record, create, delete, update
 from optimist.starlette import problem_response, set_etag
 
 __all__ = ["new_project_id", "router"]
@@ -101,14 +102,7 @@ async def list_projects(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Response:
     """One page of projects; ``next_cursor`` continues the same snapshot."""
-    found = await list_page(
-        runtime.engine,
-        schema.projects,
-        runtime.cursors,
-        query=_LIST_QUERY,
-        limit=limit,
-        cursor=cursor,
-    )
+    found = await read_page(runtime, schema.projects, query=_LIST_QUERY, limit=limit, cursor=cursor)
     items = [representation(record) for record in found.records]
     return JSONResponse({"result": {"items": items, "next_cursor": found.next_cursor}})
 
@@ -123,9 +117,7 @@ async def read_project(
     project_id: ProjectKey, preconditions: Conditional, runtime: RuntimeDep
 ) -> Response:
     """The project, with its ETag; one query."""
-    record = await get(runtime.engine, schema.projects, project_id)
-    preconditions.evaluate(record.state)
-    return _respond(record)
+    return _respond(await read(runtime, schema.projects, project_id, preconditions))
 
 
 @router.put(

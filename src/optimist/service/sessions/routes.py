@@ -18,6 +18,7 @@ from optimist.conditions import Condition
 from optimist.fastapi import PrecedenceRoute, problem_responses, representation_responses
 from optimist.service import schema
 from optimist.service.bodies import MERGE_PATCH, openapi_body, read_body
+from optimist.service.reads import read, read_page
 from optimist.service.runtime import RuntimeDep
 from optimist.service.sessions.bodies import (
     NewSession,
@@ -41,8 +42,6 @@ from optimist.sqlalchemy import (
     Record,
     create_clocked,
     delete_clocked,
-    get,
-    list_page,
     update_clocked,
 )
 from optimist.starlette import ConditionalRequest, IdempotentWrite, set_etag
@@ -109,9 +108,7 @@ async def list_sessions(
     ] = None,
 ) -> Response:
     """One page of sessions; ``next_cursor`` continues the first page's snapshot."""
-    found = await list_page(
-        runtime.engine, _TABLE, runtime.cursors, query=_LIST_QUERY, limit=limit, cursor=cursor
-    )
+    found = await read_page(runtime, _TABLE, query=_LIST_QUERY, limit=limit, cursor=cursor)
     data = [representation(record) for record in found.records]
     return JSONResponse({"data": data, "next_cursor": found.next_cursor})
 
@@ -126,10 +123,8 @@ async def read_session(
     session_id: SessionKey, conditions: Conditions, runtime: RuntimeDep
 ) -> Response:
     """The session with its clock as ETag; one query."""
-    record = await get(runtime.engine, _TABLE, session_id)
-    # RFC 9110 §13.2.2 on what was just read: 304 for a matching If-None-Match.
-    conditions.evaluate(record.state)
-    return _respond(record)
+    # RFC 9110 §13.2.2 on what was read: 304 for a matching If-None-Match.
+    return _respond(await read(runtime, _TABLE, session_id, conditions))
 
 
 async def _update(
