@@ -97,6 +97,12 @@ IN_A_PROCESS = {
         "cannot connect to PostgreSQL at 127.0.0.1:{closed}: connection refused",
         "start the server, or correct the host and port in --database-url",
     ),
+    "unreachable-servers": Mistake(
+        "migrate --database-url 'postgresql://root@/optimist?host=127.0.0.1:{closed}"
+        "&host=127.0.0.1:{closed}&target_session_attrs=read-write'",
+        "cannot connect to PostgreSQL at 127.0.0.1:{closed}, 127.0.0.1:{closed}:",
+        "start the server, or correct the host and port in --database-url",
+    ),
     "port-variable": Mistake(
         "serve",
         "OPTIMIST_PORT: 'abc' is not a whole number",
@@ -201,6 +207,23 @@ IN_PROCESS = {
         "OPTIMIST_CSRF_MAX_AGE: -5 is not positive",
         "set OPTIMIST_CSRF_MAX_AGE to a positive number of seconds, or unset it",
         {"OPTIMIST_CSRF_MAX_AGE": "-5"},
+    ),
+    "sqlite-read-url": Mistake(
+        "serve --database-url postgresql://root@127.0.0.1/x --read-database-url sqlite:///r.db",
+        "--read-database-url: SQLite has no replica to read from",
+        "give --read-database-url the URL of a streaming replica of the PostgreSQL database",
+    ),
+    "read-url-of-a-sqlite-database": Mistake(
+        "serve",
+        "OPTIMIST_READ_DATABASE_URL: a replica needs a PostgreSQL database, and the database",
+        "give the database URL the PostgreSQL primary, or leave the read URL unset",
+        {"OPTIMIST_READ_DATABASE_URL": "postgresql://app:{secret}@replica/app"},
+    ),
+    "read-url-driver": Mistake(
+        "serve --database-url postgresql://root@127.0.0.1/x "
+        "--read-database-url postgresql+psycopg2://app:{secret}@replica/app",
+        "--read-database-url: the driver psycopg2 is not one the service uses for postgresql",
+        "write postgresql:// (or postgresql+asyncpg://): the service uses asyncpg",
     ),
     "cors-origin": Mistake(
         "serve --cors-origin https://app.example/",
@@ -316,6 +339,27 @@ def test_missing_postgres_database_says_how_to_create_it(postgres_server_url: st
         done.stderr,
         Mistake("", f"the PostgreSQL database {name} does not exist", f"createdb {name}"),
     )
+
+
+@pytest.mark.postgres
+def test_unreachable_replica_is_said_before_serving(postgres_server_url: str) -> None:
+    """A read database that does not answer: where, and to correct --read-database-url."""
+    closed = free_port()
+    replica = f"postgresql://root:{SECRET}@127.0.0.1:{closed}/optimist"
+    for url in scratch_database(postgres_server_url, "optimist_cli"):
+        done = run_optimist(
+            "serve", "--port", str(free_port()), "--database-url", url,
+            "--read-database-url", replica,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert_said(
+            done.stderr,
+            Mistake(
+                "",
+                f"cannot connect to PostgreSQL at 127.0.0.1:{closed}: connection refused",
+                "correct the host and port in --read-database-url",
+            ),
+        )
 
 
 @pytest.mark.postgres

@@ -17,9 +17,12 @@ import errno
 import socket
 import sqlite3
 from collections.abc import Collection, Iterator
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from optimist.service.settings import ENVIRONMENT, InvalidSetting
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 __all__ = ["Mistake", "check_listening", "database_mistake", "option_of", "setting_mistake"]
 
@@ -139,7 +142,7 @@ def database_mistake(error: BaseException, url: str, subject: str) -> Mistake | 
 
     parsed = make_url(url)
     postgres = parsed.get_backend_name() == "postgresql"
-    server = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    server = _servers(parsed)
     for cause in _causes(error):
         state = getattr(cause, "sqlstate", None)
         if isinstance(state, str) and state in _POSTGRES:
@@ -156,6 +159,12 @@ def database_mistake(error: BaseException, url: str, subject: str) -> Mistake | 
             return _sqlite_mistake(cause, parsed.database or "", subject)
         if not postgres:
             continue
+        if type(cause).__name__ == "TargetServerAttributeNotMatched":
+            # asyncpg reached every host of a multi-host URL, and none is a primary.
+            return Mistake(
+                f"no PostgreSQL server at {server} accepts writes",
+                f"start or promote the primary, or correct the hosts in {subject}",
+            )
         if isinstance(cause, socket.gaierror):
             reason = "unknown host name"
         elif isinstance(cause, TimeoutError):
@@ -169,6 +178,15 @@ def database_mistake(error: BaseException, url: str, subject: str) -> Mistake | 
             f"start the server, or correct the host and port in {subject}",
         )
     return None
+
+
+def _servers(parsed: URL) -> str:
+    """Where the URL's PostgreSQL is: ``host:port``, or each host of a multi-host URL."""
+    hosts = parsed.query.get("host")
+    if hosts:
+        named = (hosts,) if isinstance(hosts, str) else hosts
+        return ", ".join(host if ":" in host else f"{host}:5432" for host in named)
+    return f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
 
 
 def _sqlite_mistake(error: sqlite3.DatabaseError, path: str, subject: str) -> Mistake | None:

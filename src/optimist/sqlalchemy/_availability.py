@@ -19,6 +19,13 @@ session: shutdown, crash, idle timeout)
                                                down / too many connections / out
                                                of resources
 57014, 55P03                                   statement timeout / lock timeout
+25006 (read-only SQL transaction: the server   the server accepts no writes
+accepts no writes, a primary made read-only
+or a standby)
+asyncpg's ``TargetServerAttributeNotMatched``  no host in the wanted role
+(no host of a multi-host URL is in the role
+``target_session_attrs`` asks for: no
+primary during a failover)
 SQLite's SQLITE_BUSY, SQLITE_LOCKED            database is locked
 =============================================  ====================================
 
@@ -30,7 +37,9 @@ Each engine has a ``retry_after`` (``create_engine(retry_after=...)``, default
 A failure also says whether the statement may run again on a fresh connection
 (:class:`Failure`): a read may whenever its connection died; a write only when it
 certainly never reached the server (asyncpg raises "connection is closed" before it
-sends a byte), because a write the server received may have committed.
+sends a byte), because a write the server received may have committed. A connection
+whose server accepts no writes (25006) counts as lost: it is discarded with the pool
+(:data:`DISCARDING`), so that the next connection looks for the primary again.
 
 An outage fails every request while it lasts; its log must not grow with them. The
 failures of one engine (and of the engines derived from it, which share its dialect)
@@ -61,6 +70,7 @@ from optimist.problem import shorten
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
+    "DISCARDING",
     "Failure",
     "Translation",
     "configure",
@@ -86,9 +96,14 @@ _SQLSTATES: Final = {
     "53300": "too many connections",
     "57014": "statement timeout",
     "55P03": "lock timeout",
+    "25006": "the server accepts no writes",
 }
-# SQLSTATEs after which the connection is gone.
-_ENDED: Final = frozenset({"57P01", "57P02", "57P05"})
+#: SQLSTATEs after which a connection is of no more use although it may still be open: a
+#: server that accepts no writes (read_only_sql_transaction) will not accept them on this
+#: session again, while a new connection may find the primary (``target_session_attrs``).
+DISCARDING: Final = frozenset({"25006"})
+# SQLSTATEs after which the connection is gone, or of no more use.
+_ENDED: Final = frozenset({"57P01", "57P02", "57P05", *DISCARDING})
 # SQLite's primary result codes for a lock it could not take in time.
 _SQLITE_BUSY: Final = frozenset({5, 6})
 # How deep a chain of causes is followed (a DBAPIError, the adapter's error, the driver's).
@@ -165,6 +180,8 @@ def _one(error: BaseException, *, connecting: bool, wrapped: bool) -> Failure | 
         return None
     if _closed_before_sending(error):
         return Failure(_LOST, lost=True, unsent=True)
+    if _no_host_in_role(error):
+        return Failure("no host in the wanted role")
     if isinstance(error, OSError):
         if connecting:
             timed_out = isinstance(error, TimeoutError)
@@ -188,7 +205,7 @@ def _postgres(sqlstate: str) -> Failure | None:
 
 def _closed_before_sending(error: BaseException) -> bool:
     """asyncpg's refusal to use a connection it knows is closed: nothing was sent."""
-    interface = _asyncpg_interface_error()
+    interface = _asyncpg_error("InterfaceError")
     return (
         interface is not None
         and isinstance(error, interface)
@@ -196,15 +213,23 @@ def _closed_before_sending(error: BaseException) -> bool:
     )
 
 
+def _no_host_in_role(error: BaseException) -> bool:
+    """asyncpg's refusal of every host of a multi-host URL: each one it reached is in
+    another role than ``target_session_attrs`` asks for (a standby for ``read-write``)."""
+    unmatched = _asyncpg_error("TargetServerAttributeNotMatched")
+    return unmatched is not None and isinstance(error, unmatched)
+
+
 @functools.cache
-def _asyncpg_interface_error() -> type[Exception] | None:
+def _asyncpg_error(name: str) -> type[Exception] | None:
+    """asyncpg's exception class ``name``, or None without asyncpg."""
     try:
         # Imported on first use: asyncpg is optional (the postgres extra).
-        from asyncpg.exceptions import InterfaceError  # noqa: PLC0415
+        import asyncpg.exceptions  # noqa: PLC0415
     except ImportError:  # pragma: no cover - asyncpg is the postgres extra
         return None
-    interface: type[Exception] = InterfaceError
-    return interface
+    found: type[Exception] = getattr(asyncpg.exceptions, name)
+    return found
 
 
 def report(engine: Engine, found: Failure, error: BaseException) -> ServiceUnavailable:

@@ -47,6 +47,20 @@ that moment (SQLAlchemy's ``invalidate_pool``), so that a restart costs no reque
 answer. Connecting gives up after :data:`POSTGRES_CONNECT_TIMEOUT` seconds (asyncpg's
 ``timeout``; ``connect_args`` may say otherwise).
 
+A primary with standbys: name every host in the URL and ask for the one that accepts
+writes, ``postgresql+asyncpg://USER@/DB?host=H1:P1&host=H2:P2&target_session_attrs=read-write``
+(SQLAlchemy's multi-host form for asyncpg: each ``host`` with its port, none in the
+authority; ``target_session_attrs`` goes to asyncpg's ``connect``). asyncpg tries the
+hosts in order at each new connection and keeps the first that is neither a hot standby
+nor read-only; one it cannot reach costs that attempt's share of the connect timeout,
+which covers all the hosts together. After a failover the pooled connections to the
+old primary are dead and go with the pool, as after a restart, and new ones find the
+promoted standby; until there is one, no host qualifies and requests are 503s. A
+pooled connection whose server stopped accepting writes (SQLSTATE 25006, a primary made
+read-only) is a 503 as well and is discarded with every connection pooled before it
+(:data:`~optimist.sqlalchemy._availability.DISCARDING`, SQLAlchemy's ``handle_error``
+event), so that the next connection looks for the primary again.
+
 Behind a connection pooler in transaction mode (PgBouncer's ``pool_mode =
 transaction``), say so: ``create_engine(url, pooler="transaction")`` or
 ``?pooler=transaction`` in the URL (:data:`POOLERS`; the parameter is taken out before
@@ -82,13 +96,18 @@ from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
 
 from optimist.sqlalchemy import _pooler
-from optimist.sqlalchemy._availability import DEFAULT_RETRY_AFTER, Translation, configure
+from optimist.sqlalchemy._availability import (
+    DEFAULT_RETRY_AFTER,
+    DISCARDING,
+    Translation,
+    configure,
+)
 from optimist.sqlalchemy._pooler import POOLERS
 
 __all__ = [
@@ -190,6 +209,7 @@ def create_engine(
                 kwargs["connect_args"] = _pooler.connect_args(parsed, kwargs["connect_args"])
         engine = create_async_engine(parsed, **{**POSTGRES_POOL, **kwargs})
         _check_at_checkout(engine, idle_ping)
+        _discard_on_refusal(engine)
     else:
         engine = create_async_engine(parsed, **kwargs)
     configure(engine, retry_after)
@@ -392,3 +412,18 @@ def _check_at_checkout(engine: AsyncEngine, idle_ping: float | None) -> None:
 
     event.listen(engine.sync_engine, "checkin", on_checkin)
     event.listen(engine.sync_engine, "checkout", on_checkout)
+
+
+def _discard_on_refusal(engine: AsyncEngine) -> None:
+    """Treat an error whose SQLSTATE is in :data:`DISCARDING` as a disconnect.
+
+    SQLAlchemy then invalidates the connection, and the pool with it, instead of pooling
+    it again: a server that stopped accepting writes refuses every later write of its
+    sessions, while a new connection may find the primary.
+    """
+
+    def on_error(context: ExceptionContext) -> None:
+        if getattr(context.original_exception, "sqlstate", None) in DISCARDING:
+            context.is_disconnect = True
+
+    event.listen(engine.sync_engine, "handle_error", on_error)
