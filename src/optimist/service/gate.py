@@ -41,6 +41,7 @@ __all__ = [
     "RETRY_AFTER",
     "Gate",
     "Refusal",
+    "closing_parts",
     "closing_response",
     "refusal_response",
 ]
@@ -65,24 +66,34 @@ def closing_response() -> bytes:
     return _unavailable("The server is shutting down; retry shortly.")
 
 
+def closing_parts() -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """The header fields and body of :func:`closing_response`, for an ASGI response."""
+    return _unavailable_parts("The server is shutting down; retry shortly.")
+
+
 def _unavailable(detail: str) -> bytes:
     """A 503 problem with ``detail``, Retry-After and Connection: close (RFC 9110 §15.6.4).
 
     Written past the application, so it carries its own Date (RFC 9110 §6.6.1) and
     ``no-store``, as the application's problems do.
     """
+    fields, body = _unavailable_parts(detail)
+    head = b"".join(name + b": " + value + b"\r\n" for name, value in fields)
+    return b"HTTP/1.1 503 Service Unavailable\r\n" + head + b"\r\n" + body
+
+
+def _unavailable_parts(detail: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
     problem = Problem(503, detail=detail)
     body = json.dumps(problem.to_dict(), separators=(",", ":")).encode()
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        f"content-type: {MEDIA_TYPE}\r\n"
-        f"content-length: {len(body)}\r\n"
-        f"date: {http_date(datetime.now(UTC))}\r\n"
-        "cache-control: no-store\r\n"
-        f"retry-after: {RETRY_AFTER}\r\n"
-        "connection: close\r\n\r\n"
-    )
-    return head.encode("ascii") + body
+    fields = [
+        (b"content-type", MEDIA_TYPE.encode("ascii")),
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"date", http_date(datetime.now(UTC)).encode("ascii")),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", str(RETRY_AFTER).encode("ascii")),
+        (b"connection", b"close"),
+    ]
+    return fields, body
 
 
 class Gate:
