@@ -276,6 +276,18 @@ class Load:
             if client.failure is not None:
                 raise AssertionError(f"client {client.member} failed") from client.failure
 
+    def miscounted(self, final: Mapping[str, int]) -> list[str]:
+        """The members whose ``final`` value is not between the writes acknowledged to
+        their client and those plus the ones of unknown fate: a lost (or doubled) update."""
+        return [
+            f"{client.member}: {client.acknowledged} acknowledged, {client.unknown} unknown, "
+            f"{final.get(client.member, 0)} in the database"
+            for client in self.clients
+            if not client.acknowledged
+            <= final.get(client.member, 0)
+            <= client.acknowledged + client.unknown
+        ]
+
     def progress(self, writes: int, *, timeout: float = 120) -> None:
         """Wait until ``writes`` more writes were acknowledged than when called."""
         target = self.acknowledged + writes
