@@ -301,3 +301,56 @@ async def test_a_postgres_write_past_its_lock_wait_is_service_unavailable(
     with pytest.raises(ServiceUnavailable) as raised:
         await operation(postgres_locked)
     assert raised.value.reason == timeout_setting.replace("_", " ")
+
+
+@pytest.mark.postgres
+async def test_the_victim_of_a_deadlock_is_service_unavailable(postgres_url: str) -> None:
+    """A transaction PostgreSQL rolls back to break a deadlock (40P01) is a 503, not a
+    500: nothing of it was applied, and the client may send it again."""
+    await execute(postgres_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    # This engine's session looks for a deadlock at once; the other waits a minute first,
+    # so that the engine's transaction is the one PostgreSQL rolls back.
+    settings = {"server_settings": {"deadlock_timeout": "10"}}
+    engine = create_engine(postgres_url, connect_args=settings)
+    target = await _seeded(engine)
+    await create(engine, target.items, {"id": "b"})
+    other = await asyncpg.connect(
+        postgres_url.replace("+asyncpg", ""),
+        timeout=5,
+        server_settings={"deadlock_timeout": "60000"},
+    )
+    waiting: list[asyncio.Task[str]] = []
+
+    async def crossing() -> None:
+        async with transaction(engine) as connection:
+            await update(connection, target.items, "b", {"name": "mine"})
+            await other.execute("BEGIN")
+            await other.execute("UPDATE items SET name = 'theirs' WHERE id = 'a'")
+            # The other session now waits for "b", which this transaction holds...
+            statement = "UPDATE items SET name = 'theirs' WHERE id = 'b'"
+            waiting.append(asyncio.create_task(other.execute(statement)))
+            await _until_waiting(postgres_url, other.get_server_pid())
+            # ...and this one for "a", which the other holds: a deadlock.
+            await update(connection, target.items, "a", {"name": "mine"})
+
+    try:
+        with pytest.raises(ServiceUnavailable) as raised:
+            await crossing()
+        assert raised.value.reason == "deadlock detected"
+        await waiting[0]  # the other session goes on once this transaction is rolled back
+    finally:
+        await other.close()
+        await engine.dispose()
+
+
+async def _until_waiting(url: str, pid: int) -> None:
+    """Return once the backend ``pid`` waits for a lock (a minute at most)."""
+    watcher = await asyncpg.connect(url.replace("+asyncpg", ""), timeout=5)
+    try:
+        with anyio.fail_after(60):
+            while not await watcher.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+            ):
+                await anyio.sleep(0.01)
+    finally:
+        await watcher.close()

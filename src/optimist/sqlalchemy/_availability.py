@@ -19,6 +19,9 @@ session: shutdown, crash, idle timeout)
                                                down / too many connections / out
                                                of resources
 57014, 55P03                                   statement timeout / lock timeout
+40001, 40P01 (the server rolled the            serialization failure / deadlock
+transaction back to break a conflict with      detected
+another; nothing of it was applied)
 25006 (read-only SQL transaction: the server   the server accepts no writes
 accepts no writes, a primary made read-only
 or a standby)
@@ -97,6 +100,8 @@ _SQLSTATES: Final = {
     "57014": "statement timeout",
     "55P03": "lock timeout",
     "25006": "the server accepts no writes",
+    "40001": "serialization failure",
+    "40P01": "deadlock detected",
 }
 #: SQLSTATEs after which a connection is of no more use although it may still be open: a
 #: server that accepts no writes (read_only_sql_transaction) will not accept them on this
