@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+import anyio
 import httpx
 import pytest
 
@@ -368,6 +369,27 @@ async def test_a_page_the_replica_has_is_read_from_the_replica(deployment: Deplo
         names |= {item["project_id"]: item["name"] for item in page["items"]}
         cursor = page["next_cursor"]
     assert names[projects[-1]["project_id"]] == "as replicated"
+
+
+@pytest.fixture
+async def replica_down(deployment: Deployment) -> AsyncIterator[Deployment]:
+    """The deployment with its standby stopped; started again, and caught up, after."""
+    standby = deployment.replication.standby
+    await anyio.to_thread.run_sync(standby.stop)
+    try:
+        yield deployment
+    finally:
+        await anyio.to_thread.run_sync(standby.start)
+        await deployment.replication.caught_up()
+
+
+async def test_reads_go_on_while_the_replica_is_down(replica_down: Deployment) -> None:
+    """With the replica stopped, an item and a list are read from the primary: 200s."""
+    project = await new_project(replica_down.replica, "read while the replica is down")
+    item = await replica_down.replica.client.get(f"/projects/{project['project_id']}")
+    listed = await replica_down.replica.client.get("/projects", params={"limit": "2"})
+    assert (item.status_code, listed.status_code) == (200, 200), listed.text
+    assert item.json()["result"]["name"] == "read while the replica is down"
 
 
 async def test_the_sessions_api_reads_the_replica(deployment: Deployment) -> None:

@@ -20,6 +20,9 @@ whose If-None-Match names a version other than the replica's is read again from 
 primary too: the client may hold a newer one (its own write), and must not be handed an
 older one than it holds.
 
+A replica that is away (a 503 of its own: down, restarting, refusing connections) costs
+nothing but latency: the read is made on the primary, which answers for itself.
+
 Pages are read from the replica too; a page whose cursor's snapshot the replica has
 not replayed yet is read from the primary (:mod:`optimist.sqlalchemy.pages`), so that
 a traversal neither misses nor repeats an item.
@@ -34,7 +37,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from optimist.errors import PreconditionFailed, ResourceNotFound
+from optimist.errors import PreconditionFailed, ResourceNotFound, ServiceUnavailable
 from optimist.service.runtime import Runtime
 from optimist.service.settings import Settings
 from optimist.sqlalchemy import Listing, Record, Scope, Versioned, create_engine, get, list_page
@@ -62,7 +65,7 @@ async def read(
         return await _decided(runtime.engine, versioned, key, conditions, scope)
     try:
         record = await _decided(replica, versioned, key, conditions, scope)
-    except (ResourceNotFound, PreconditionFailed):
+    except (ResourceNotFound, PreconditionFailed, ServiceUnavailable):
         return await _decided(runtime.engine, versioned, key, conditions, scope)
     if conditions.received.if_none_match is not None:
         # The client holds a version the replica does not have as current: possibly a
@@ -95,16 +98,30 @@ async def read_page(
     """One page of ``versioned`` (:func:`~optimist.sqlalchemy.list_page`), from the
     replica unless it has not replayed the cursor's snapshot."""
     replica = runtime.read_engine
-    return await list_page(
-        replica,
-        versioned,
-        runtime.cursors,
-        query=query,
-        limit=limit,
-        cursor=cursor,
-        scope=scope,
-        primary=None if replica is runtime.engine else runtime.engine,
-    )
+    primary = None if replica is runtime.engine else runtime.engine
+    try:
+        return await list_page(
+            replica,
+            versioned,
+            runtime.cursors,
+            query=query,
+            limit=limit,
+            cursor=cursor,
+            scope=scope,
+            primary=primary,
+        )
+    except ServiceUnavailable:
+        if primary is None:
+            raise
+        return await list_page(
+            primary,
+            versioned,
+            runtime.cursors,
+            query=query,
+            limit=limit,
+            cursor=cursor,
+            scope=scope,
+        )
 
 
 async def reachable(settings: Settings) -> None:
