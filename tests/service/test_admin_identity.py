@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
+from optimist.starlette import GATEWAY_CHALLENGE
 from optimist.tokens import TokenSigner
 from tests.support.admin import USER, csrf_token, identity, problem, writer
 from tests.support.service import Service, running, settings_for
@@ -93,6 +95,17 @@ async def test_every_admin_route_needs_an_identity(
     """Every /admin route answers 401 first without identity, even for a missing resource."""
     response = await service.client.request(method, path, content=b"{not json")
     problem(response, 401)
+
+
+async def test_untrusted_peer_is_refused_before_its_identity_is_read(service: Service) -> None:
+    """From an untrusted peer even a malformed identity is the peer's 401, with a challenge
+    and no word on what the fields take."""
+    transport = httpx.ASGITransport(app=service.app, client=("203.0.113.7", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(USER, headers=identity(role="root"))
+    body = problem(response, 401)
+    assert response.headers["www-authenticate"] == GATEWAY_CHALLENGE
+    assert "invalid_params" not in body
 
 
 # -- 403: roles ------------------------------------------------------------------------

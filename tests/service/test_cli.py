@@ -230,6 +230,22 @@ IN_PROCESS = {
         "--cors-origin: 'https://app.example/' is not an origin (without a path: no trailing /)",
         "give --cors-origin origins such as https://app.example.com",
     ),
+    "trusted-peers-host-bits": Mistake(
+        "serve --trusted-peers 10.0.0.1/8",
+        "--trusted-peers: '10.0.0.1/8' has host bits set: give the network 10.0.0.0/8",
+        "give --trusted-peers the gateway's addresses or networks separated by commas",
+    ),
+    "trusted-peers-not-a-network": Mistake(
+        "serve --trusted-peers 10.0.0.5,gateway.internal",
+        "--trusted-peers: 'gateway.internal' is not an IP address or network",
+        "give --trusted-peers the gateway's addresses or networks separated by commas",
+    ),
+    "trusted-peers-variable": Mistake(
+        "serve",
+        "OPTIMIST_TRUSTED_PEERS: '10.0.0.0/33' is not an IP address or network",
+        "set OPTIMIST_TRUSTED_PEERS to the gateway's addresses or networks",
+        {"OPTIMIST_TRUSTED_PEERS": "10.0.0.0/33"},
+    ),
     "cors-variable": Mistake(
         "serve",
         "OPTIMIST_CORS_ORIGINS: 'app.example' is not an origin",
@@ -496,3 +512,52 @@ def test_every_option_has_help(command: str) -> None:
     options = [action for action in parser._actions if action.option_strings]
     assert "--database-url" in {name for action in options for name in action.option_strings}
     assert [action.option_strings for action in options if not action.help] == []
+
+
+WARNING = "optimist: warning: serving on"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"], ids=["ipv4", "ipv6"])
+def test_trusting_every_peer_off_loopback_is_said_in_one_warning(
+    host: str, served: list[tuple[Settings, dict[str, object]]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--host on every interface with --trusted-peers '*' serves, after one warning line."""
+    main(["serve", "--host", host, "--port", str(free_port()), "--trusted-peers", "*"])
+    [(settings, _)] = served
+    assert settings.trusted_peers.everyone
+    warnings = [line for line in capsys.readouterr().err.splitlines() if WARNING in line]
+    assert warnings == [
+        f"{WARNING} {host} and believing X-Tenant-Id and X-User-Role from every peer: "
+        "only the gateway may reach this port"
+    ]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["--host", "127.0.0.1", "--trusted-peers", "*"],
+        ["--host", "0.0.0.0"],
+        ["--host", "0.0.0.0", "--trusted-peers", "10.0.0.0/8"],
+    ],
+    ids=["star-on-loopback", "default-peers", "listed-peers"],
+)
+def test_no_warning_otherwise(
+    arguments: list[str],
+    served: list[tuple[Settings, dict[str, object]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only every peer trusted on a reachable address is warned about."""
+    main(["serve", "--port", str(free_port()), *arguments])
+    assert served
+    assert WARNING not in capsys.readouterr().err
+
+
+def test_trusted_peers_reach_the_workers(
+    served: list[tuple[Settings, dict[str, object]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--trusted-peers, over the variable, is what every worker builds its settings with."""
+    monkeypatch.setenv("OPTIMIST_TRUSTED_PEERS", "192.0.2.1")
+    main(["serve", "--port", str(free_port()), "--trusted-peers", "10.0.0.5, 10.1.0.0/16"])
+    [(settings, _)] = served
+    assert str(settings.trusted_peers) == "10.0.0.5/32,10.1.0.0/16"
+    assert Settings.from_environment() == settings

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from optimist.peers import TrustedPeers
 from optimist.service.settings import (
     DEFAULT_BUSY_TIMEOUT,
     ENVIRONMENT,
@@ -55,6 +56,7 @@ def test_environment_round_trips() -> None:
         ready_timeout=3,
         busy_timeout=2.5,
         cors_origins=("https://app.example.com", "http://localhost:5173", "*"),
+        trusted_peers=TrustedPeers.parse("10.0.0.5,192.168.0.0/16,2001:db8::/32"),
     )
     assert Settings.from_environment(settings.to_environment()) == settings
 
@@ -330,3 +332,27 @@ def test_no_origins_survive_an_inherited_variable() -> None:
     settings = Settings(database_url="sqlite://", node_id="n")
     inherited = {ORIGINS: "https://stale.example", **settings.to_environment()}
     assert Settings.from_environment(inherited).cors_origins == ()
+
+
+PEERS = ENVIRONMENT["trusted_peers"]
+
+
+@pytest.mark.parametrize("value", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_loopback_is_trusted_by_default(value: str | None) -> None:
+    """Without a value only loopback is trusted: the gateway on this machine."""
+    env = {"OPTIMIST_NODE_ID": "n", **({PEERS: value} if value is not None else {})}
+    assert Settings.from_environment(env).trusted_peers == TrustedPeers.LOOPBACK
+
+
+def test_trusted_peers_variable_is_parsed() -> None:
+    """OPTIMIST_TRUSTED_PEERS: addresses and networks separated by commas."""
+    settings = Settings.from_environment({PEERS: "10.0.0.5, 10.1.0.0/16", "OPTIMIST_NODE_ID": "n"})
+    assert str(settings.trusted_peers) == "10.0.0.5/32,10.1.0.0/16"
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/8", "gateway.internal", "*,10.0.0.5", ","], ids=str)
+def test_bad_trusted_peers_are_refused(value: str) -> None:
+    """What is not addresses and networks, or * alone, is refused, named as the setting."""
+    with pytest.raises(InvalidSetting) as refused:
+        Settings.from_environment({PEERS: value, "OPTIMIST_NODE_ID": "n"})
+    assert refused.value.name == "trusted_peers"

@@ -15,6 +15,11 @@ Every request is counted at ``/metrics`` (:mod:`optimist.service.metrics`). With
 Starlette's middleware): the preflight allows the APIs' methods and the request header
 fields they read (:data:`CORS_REQUEST_HEADERS`), and scripts may read the response
 fields a conditional client needs (:data:`CORS_EXPOSED_HEADERS`).
+
+The gateway's identity fields are believed only from ``settings.trusted_peers``: the
+admin API refuses every request of another peer (:mod:`optimist.service.admin.identity`),
+and every route one that carries them, so that a forged identity is refused where it is
+not read too, rather than passed over in silence.
 """
 
 from __future__ import annotations
@@ -23,20 +28,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Final
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
 import optimist
 from optimist.fastapi import HeadMiddleware, install_idempotency, install_problem_handlers
 from optimist.service import admin, health, projects, sessions
-from optimist.service.admin.identity import CSRF_HEADER, ROLE_HEADER, TENANT_HEADER
+from optimist.service.admin.identity import (
+    CSRF_HEADER,
+    IDENTITY_HEADERS,
+    ROLE_HEADER,
+    TENANT_HEADER,
+)
 from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
 from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
 from optimist.service.writes import keys
-from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching
+from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching, peer_guard
 
 __all__ = [
     "CACHING",
@@ -103,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=DOCS_URL,
         redoc_url=REDOC_URL,
+        dependencies=[Depends(peer_guard(settings.trusted_peers, IDENTITY_HEADERS))],
     )
     install_problem_handlers(app)
     # A resent write is answered with its first answer; the document lists the key.

@@ -5,14 +5,18 @@ into the environment so that every uvicorn worker builds the same settings.
 
 An operator's mistake (a value, an address, a database: :mod:`optimist.service.mistakes`)
 stops the command with exit status 2 and two lines on stderr, what is wrong and what to
-do; so does a mistake in the command line itself. Variables are read only when a
-command runs, so that a bad one never breaks ``optimist --help``, and the web framework,
-SQLAlchemy and uvicorn are imported only then, so that ``--help`` answers at once.
+do; so does a mistake in the command line itself. Serving on an address other machines
+reach while trusting every peer with identity (``--trusted-peers '*'``) is allowed, for
+a server only its gateway can reach, and said in one warning line at start. Variables
+are read only when a command runs, so that a bad one never breaks ``optimist --help``,
+and the web framework, SQLAlchemy and uvicorn are imported only then, so that
+``--help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
 import sys
@@ -190,6 +194,14 @@ def _parser() -> _Parser:
         "repeat it for more (env OPTIMIST_CORS_ORIGINS, separated by commas or spaces; "
         "default: none, CORS is off)",
     )
+    serve.add_argument(
+        "--trusted-peers",
+        metavar="PEERS",
+        help="the peers whose X-Tenant-Id and X-User-Role the admin API believes, the "
+        "gateway's: addresses and networks (CIDR) separated by commas, or * for every peer; "
+        "from any other peer the admin API answers 401 (env OPTIMIST_TRUSTED_PEERS; "
+        "default: loopback, 127.0.0.0/8 and ::1)",
+    )
     common(serve)
     limits(serve, "timeouts and limits", {**_LIMITS, **_DATABASE_LIMITS})
 
@@ -208,6 +220,7 @@ def _given(arguments: argparse.Namespace) -> dict[str, str]:
             "database_url",
             "read_database_url",
             "node_id",
+            "trusted_peers",
             *_LIMITS,
             *_DATABASE_LIMITS,
         )
@@ -236,6 +249,16 @@ def _server(arguments: argparse.Namespace) -> tuple[str, int, int]:
         whole_number("port", port, least=1, most=65535, expected=_PORT),
         whole_number("workers", workers, least=1, expected=_WORKERS),
     )
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is an address (or the name) only this machine can reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _checked(given: dict[str, str]) -> Settings:
@@ -309,6 +332,12 @@ def _run(arguments: argparse.Namespace) -> None:
             settings = fit_connections(settings)
         except ValueError as error:
             raise Mistake(str(error)) from None
+        if settings.trusted_peers.everyone and not _loopback(host):
+            print(
+                f"optimist: warning: serving on {host} and believing X-Tenant-Id and "
+                "X-User-Role from every peer: only the gateway may reach this port",
+                file=sys.stderr,
+            )
     os.environ.update(settings.to_environment())
     with _reported(given, settings.database_url, "database_url"):
         fresh = asyncio.run(prepare(settings))

@@ -6,7 +6,9 @@ bounded HTTP protocol (:mod:`optimist.service.connections`): one process, or wit
 ``workers`` > 1 a master that binds the socket and supervises worker processes, each
 serving :func:`served_app` (:class:`Supervisor`: uvicorn's, which also keeps the
 workers' metric files, :mod:`optimist.service.metrics`, in a directory of their own,
-removed at exit). SIGTERM stops it gracefully (requests in progress get
+removed at exit). The ASGI scope's ``client`` is always the connection's peer: uvicorn
+does not rewrite it from forwarded fields, so that no request can name a trusted peer
+for itself. SIGTERM stops it gracefully (requests in progress get
 :data:`GRACEFUL_SHUTDOWN` seconds); the access log has a line per request.
 
 :func:`served_app` is the factory every worker (or the one process) builds the
@@ -114,6 +116,11 @@ def serve(settings: Settings, *, host: str, port: int, workers: int) -> None:
         # The application sets Date itself, from the clock reading it keeps Last-Modified
         # under (RFC 9110 §8.8.2.1); uvicorn's would be a second Date, up to a second older.
         "date_header": False,
+        # The admin API believes identity fields from trusted peers only
+        # (settings.trusted_peers): the peer must be the connection's, never one an
+        # X-Forwarded-For names, which uvicorn would otherwise take from loopback peers
+        # (or from any, with FORWARDED_ALLOW_IPS=*).
+        "proxy_headers": False,
     }
     with metric_files() as metrics:
         if workers <= 1:

@@ -15,7 +15,9 @@ setting, says what is wrong with the value and what the setting takes, so that t
 command line can say it in the operator's terms (the option, or the variable). The
 database URL is checked and completed by :mod:`optimist.service.database_url`, its
 ``?pooler=`` (the mode of a connection pooler such as PgBouncer in front of PostgreSQL,
-docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`.
+docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`,
+the trusted peers (whose identity header fields the admin API believes: the gateway's
+addresses, loopback by default) by :func:`parse_trusted_peers`.
 The read database URL (a streaming replica of the database, which serves the APIs'
 reads: :mod:`optimist.service.reads`) is checked the same way, and must name PostgreSQL
 as the database URL does: SQLite has no replica.
@@ -37,6 +39,7 @@ from typing import Final, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from optimist.errors import InvalidVectorClock
+from optimist.peers import TrustedPeers
 from optimist.service.database_url import InvalidDatabaseURL, normalized, redacted_url
 from optimist.vclock import VectorClock
 
@@ -55,6 +58,7 @@ __all__ = [
     "default_node_id",
     "parse_origin",
     "parse_origins",
+    "parse_trusted_peers",
     "redacted_url",
     "whole_number",
 ]
@@ -75,6 +79,7 @@ ENVIRONMENT = {
     "ready_timeout": "OPTIMIST_READY_TIMEOUT",
     "busy_timeout": "OPTIMIST_BUSY_TIMEOUT",
     "cors_origins": "OPTIMIST_CORS_ORIGINS",
+    "trusted_peers": "OPTIMIST_TRUSTED_PEERS",
 }
 
 #: Seconds, then connections: the defaults of the server's limits (docs/service.md).
@@ -213,6 +218,15 @@ def parse_origins(texts: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+def parse_trusted_peers(text: str) -> TrustedPeers:
+    """``text`` as trusted peers (addresses and CIDR networks separated by commas, or
+    ``*``), or InvalidSetting naming the entry that is neither."""
+    try:
+        return TrustedPeers.parse(text)
+    except ValueError as error:
+        raise InvalidSetting("trusted_peers", str(error), _EXPECTED["trusted_peers"]) from None
+
+
 def _flag(value: str) -> bool:
     return value.strip().lower() not in {"0", "false", "no", "off", ""}
 
@@ -236,6 +250,8 @@ _EXPECTED: Final = {
     "read_database_url": "the URL of a streaming replica of the PostgreSQL database, "
     "such as postgresql://USER@REPLICA:PORT/NAME",
     "max_connections": "a whole number of connections, 1 or more",
+    "trusted_peers": "the gateway's addresses or networks separated by commas, such as "
+    "10.0.0.5,192.168.1.0/24, or * for every peer",
 }
 
 
@@ -273,6 +289,8 @@ class Settings:
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     #: Origins whose browsers may call the APIs (CORS): none by default; ``*`` is any.
     cors_origins: tuple[str, ...] = ()
+    #: The peers whose identity header fields the admin API believes: loopback by default.
+    trusted_peers: TrustedPeers = TrustedPeers.LOOPBACK
 
     def __post_init__(self) -> None:
         try:
@@ -353,6 +371,7 @@ class Settings:
         raises :class:`InvalidSetting`.
         """
         env = os.environ if environ is None else environ
+        peers = env.get(ENVIRONMENT["trusted_peers"], "").strip()
         return cls(
             database_url=env.get(ENVIRONMENT["database_url"]) or default_database_url(),
             node_id=env.get(ENVIRONMENT["node_id"]) or default_node_id(),
@@ -368,6 +387,7 @@ class Settings:
             ready_timeout=_number(env, "ready_timeout", float, DEFAULT_READY_TIMEOUT),
             busy_timeout=_number(env, "busy_timeout", float, DEFAULT_BUSY_TIMEOUT),
             cors_origins=parse_origins([env.get(ENVIRONMENT["cors_origins"], "")]),
+            trusted_peers=parse_trusted_peers(peers) if peers else TrustedPeers.LOOPBACK,
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -388,6 +408,7 @@ class Settings:
             ENVIRONMENT["busy_timeout"]: repr(self.busy_timeout),
             # Written even when empty: an inherited variable must not add origins.
             ENVIRONMENT["cors_origins"]: ",".join(self.cors_origins),
+            ENVIRONMENT["trusted_peers"]: str(self.trusted_peers),
         }
         if self.secret_key:
             env[ENVIRONMENT["secret_key"]] = self.secret_key

@@ -21,6 +21,10 @@ keep RFC 9110 §13.2.1's precedence, and seed 000's vector-clock middleware as p
   in the write's transaction, and a resend's :class:`Replayed` first answer.
 * :mod:`~optimist.starlette.precedence`: :func:`missing_first`, under which a refusal
   that ranks below 404 looks the resource up first, and only then.
+* :mod:`~optimist.starlette.peers`: :func:`check_peer` and its dependency
+  :func:`peer_guard`, which refuse with :class:`UntrustedPeer` (401, with a
+  ``WWW-Authenticate`` challenge) identity fields from a peer outside the
+  :class:`~optimist.peers.TrustedPeers`.
 * ``_fields``: the header fields read and written (precondition lines, ``Allow``,
   ETag and Last-Modified), one helper each; :func:`allowed_methods` and
   :func:`allow_field` are public for ``optimist.fastapi``'s HEAD support.
@@ -62,6 +66,7 @@ from optimist.starlette.idempotency import (
     fingerprint,
     replay_response,
 )
+from optimist.starlette.peers import GATEWAY_CHALLENGE, UntrustedPeer, check_peer, peer_guard
 from optimist.starlette.precedence import (
     Lookup,
     Tagged,
@@ -81,6 +86,7 @@ from optimist.starlette.responses import (
 )
 
 __all__ = [
+    "GATEWAY_CHALLENGE",
     "INTERNAL_DETAIL",
     "INVALID_CLOCK_DETAIL",
     "NOT_MODIFIED_FIELDS",
@@ -104,10 +110,12 @@ __all__ = [
     "Replayed",
     "ScopeOf",
     "Tagged",
+    "UntrustedPeer",
     "VectorClockMiddleware",
     "allow_field",
     "allowed_methods",
     "bound_request",
+    "check_peer",
     "client_clock",
     "clock_state",
     "error_response",
@@ -117,6 +125,7 @@ __all__ = [
     "install_problem_handlers",
     "missing_first",
     "not_modified",
+    "peer_guard",
     "problem_response",
     "read_preconditions",
     "remember_lookup",

@@ -1,8 +1,11 @@
 """Who is asking, and may they: the admin API's identity headers, roles and CSRF tokens.
 
 A trusted gateway in front of the admin API sets ``X-Tenant-Id`` and ``X-User-Role``
-(SPEC §4.1). Each request is parsed once into an :class:`Identity`; a field that is
-missing, sent twice or not one the gateway could have sent is a 401. Reads are open to
+(SPEC §4.1). They are believed only from the gateway, a peer of
+``settings.trusted_peers`` (loopback by default): from any other peer every admin
+request is a 401 (:func:`~optimist.starlette.peers.check_peer`), with or without them.
+Each request is parsed once into an :class:`Identity`; a field that is missing, sent
+twice or not one the gateway could have sent is a 401. Reads are open to
 every role; a write needs a role the resource allows (403) and a CSRF token (403).
 
 A CSRF token is a :class:`~optimist.tokens.TokenSigner` token with an empty payload,
@@ -28,9 +31,11 @@ from optimist.fastapi import required_header
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.service.schema import USER_ROLES
 from optimist.sqlalchemy import Scope
+from optimist.starlette import check_peer
 
 __all__ = [
     "CSRF_HEADER",
+    "IDENTITY_HEADERS",
     "ROLE_HEADER",
     "TENANT_HEADER",
     "Identity",
@@ -44,6 +49,8 @@ TENANT_HEADER: Final = "X-Tenant-Id"
 ROLE_HEADER: Final = "X-User-Role"
 CSRF_HEADER: Final = "X-CSRF-Token"
 CSRF_PATH: Final = "/admin/csrf-token"
+#: The fields only a trusted peer may send.
+IDENTITY_HEADERS: Final = (TENANT_HEADER, ROLE_HEADER)
 
 # A tenant id goes into SQL parameters and token audiences: printable, no separator.
 _TENANT: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
@@ -90,6 +97,7 @@ def _one(request: Request, name: str) -> str:
 
 async def identify(
     request: Request,
+    runtime: RuntimeDep,
     x_tenant_id: Annotated[
         str | None, required_header(TENANT_HEADER, description="The tenant, set by the gateway")
     ] = None,
@@ -103,8 +111,10 @@ async def identify(
     The parameters document the fields as required (:func:`~optimist.fastapi.required_header`)
     while FastAPI lets a missing one through, so that its absence is this 401 and not
     FastAPI's 422. They are read here from the raw headers, so that a repeated field is
-    refused rather than silently picked.
+    refused rather than silently picked. Before any of them, the peer: an untrusted one
+    is refused whatever it sent, so that it learns nothing of what the fields take.
     """
+    check_peer(request, runtime.settings.trusted_peers, IDENTITY_HEADERS, needed=True)
     tenant, role = _one(request, TENANT_HEADER), _one(request, ROLE_HEADER)
     if _TENANT.fullmatch(tenant) is None:
         raise _refusal(
