@@ -57,6 +57,7 @@ CORE = [
     "src/optimist/_text.py",
     "src/optimist/idempotency.py",
     "src/optimist/_structured.py",
+    "src/optimist/peers.py",
 ]
 CORE_COVERAGE = 95
 
