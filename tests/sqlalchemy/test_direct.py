@@ -13,8 +13,9 @@ from sqlalchemy import Executable, Integer, Select, bindparam, event, literal_co
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from optimist.sqlalchemy import create, create_engine, find, get, update
-from optimist.sqlalchemy._direct import INDIRECT, Indirect, all_rows
+from optimist.errors import ResourceExists, ServiceUnavailable
+from optimist.sqlalchemy import _direct, create, create_engine, find, get, transaction, update
+from optimist.sqlalchemy._direct import INDIRECT, Indirect, all_rows, transaction_rows
 from optimist.sqlalchemy._fetch import fetch
 from optimist.sqlalchemy._statements import Prepared, page_of, read_one, update_one
 from tests.support.databases import execute, terminate_backends
@@ -232,3 +233,85 @@ async def test_one_process_s_sqlite_writers_take_turns(tmp_path: Path) -> None:
                 group.start_soon(writer, "abcd"[index % 4])
         final = await get(store.engine, store.items, "a")
         assert final["counter"] == 19
+
+
+def _count_driver_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, record the SQL of each statement sent on the driver's connection."""
+    sent: list[str] = []
+    direct = _direct._fetch
+
+    async def recorded(connection: Any, plan: Any, arguments: Any, describe: bool) -> Any:
+        sent.append(plan.sql)
+        return await direct(connection, plan, arguments, describe)
+
+    monkeypatch.setattr(_direct, "_fetch", recorded)
+    return sent
+
+
+async def test_writes_in_a_transaction_run_on_the_driver_within_it(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prepared write given a connection in a transaction goes to the driver, and it is
+    that transaction's: rolled back with it, as SQLAlchemy's would be."""
+    await execute(postgres_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    async with open_store(postgres_url) as store:
+        await create(store.engine, store.items, {"id": "a", "counter": 0})
+        sent = _count_driver_calls(monkeypatch)
+
+        async def write_then_fail() -> None:
+            async with transaction(store.engine) as connection:
+                written = await update(connection, store.items, "a", {"counter": 5})
+                assert written["counter"] == 5
+                assert (await get(connection, store.items, "a"))["counter"] == 5
+                raise LookupError
+
+        with pytest.raises(LookupError):
+            await write_then_fail()
+        assert len(sent) == 2
+        assert (await get(store.engine, store.items, "a"))["counter"] == 0
+
+
+async def test_a_refusal_in_a_transaction_is_its_typed_error(postgres_url: str) -> None:
+    """A unique value refused on the driver inside a transaction is ResourceExists."""
+    await execute(postgres_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    async with open_store(postgres_url) as store:
+        await create(store.engine, store.items, {"id": "a", "email": "a@example.com"})
+        await create(store.engine, store.items, {"id": "b"})
+        with pytest.raises(ResourceExists):
+            async with transaction(store.engine) as connection:
+                await update(connection, store.items, "b", {"email": "a@example.com"})
+        assert (await get(store.engine, store.items, "b"))["email"] is None
+
+
+async def test_no_transaction_no_driver(store: Store) -> None:
+    """Outside a transaction, or on SQLite, a statement given a connection is SQLAlchemy's."""
+    statement, parameters = read_one(store.items, ("a",), {"tenant": 1})
+    async with store.engine.connect() as connection:
+        assert await transaction_rows(connection, statement, parameters) is INDIRECT
+
+
+async def test_a_session_ended_in_a_transaction_is_a_503_and_its_connection_goes(
+    postgres_url: str,
+) -> None:
+    """A transaction whose session the server ended fails its next statement on the
+    driver with ServiceUnavailable, and the engine goes on with new connections."""
+    await execute(postgres_url, "DROP SCHEMA IF EXISTS public CASCADE", "CREATE SCHEMA public")
+    async with open_store(postgres_url) as store:
+        await create(store.engine, store.items, {"id": "a", "counter": 0})
+
+        async def write_after_termination() -> None:
+            async with transaction(store.engine) as connection:
+                pid = await connection.scalar(select(literal_column("pg_backend_pid()")))
+                assert pid is not None
+                await terminate_backends(postgres_url, f"pid = {int(pid)}")
+                # Until asyncpg has read the server's goodbye, a statement races it.
+                driver: Any = (await connection.get_raw_connection()).driver_connection
+                with anyio.fail_after(10):
+                    while not driver.is_closed():
+                        await anyio.sleep(0.01)
+                await update(connection, store.items, "a", {"counter": 1})
+
+        with pytest.raises(ServiceUnavailable):
+            await write_after_termination()
+        await update(store.engine, store.items, "a", {"counter": 2})
+        assert (await get(store.engine, store.items, "a"))["counter"] == 2

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -435,6 +436,23 @@ async def test_concurrent_duplicates_apply_once_and_share_one_answer(
         assert [kind for kind, _ in results].count("proceed") == 1
         assert len({response for _, response in results}) == 1
         assert await counter(store) == 1
+
+
+async def test_one_process_s_keyed_writers_on_sqlite_take_turns(tmp_path: Path) -> None:
+    """Keyed writers of one process queue for the engine instead of meeting SQLite's lock:
+    with no busy wait at all, none is refused."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}"
+    await seed(url)
+    async with open_store(url, busy_timeout=0) as store:
+        keys = [IdempotencyKey(f"key-{index}") for index in range(24)]
+        results, _ = await asyncio.gather(
+            asyncio.gather(*(increment(store.engine, store.items, key=key) for key in keys)),
+            asyncio.gather(
+                *(update(store.engine, store.items, "hot", {"name": "n"}) for _ in range(8))
+            ),
+        )
+        assert [kind for kind, _ in results] == ["proceed"] * len(keys)
+        assert await counter(store) == len(keys)
 
 
 async def waiting(store: Store, count: int) -> None:

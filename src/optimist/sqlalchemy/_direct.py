@@ -19,8 +19,15 @@ The connection comes from the engine's pool and goes back to it, so the pool's e
 commit each statement as it completes, which is what
 :func:`~optimist.sqlalchemy.engine.autocommit` does for these statements.
 
-Only :mod:`optimist.sqlalchemy._fetch` calls this module: it runs the statement through
-SQLAlchemy instead when the fast path steps aside, which it does when:
+A statement given a connection in a transaction on PostgreSQL runs the same way on
+asyncpg's connection under that transaction (:func:`transaction_rows`): an idempotent
+request's claim, its write and its answer (:mod:`optimist.sqlalchemy.idempotency`), so
+that such a request is five round trips (BEGIN, sent with the first statement as
+SQLAlchemy's adapter would, the three statements, COMMIT). SQLite's statements in a
+transaction stay SQLAlchemy's.
+
+The callers (:mod:`optimist.sqlalchemy._fetch`, the idempotency claim) run the
+statement through SQLAlchemy instead when the fast path steps aside, which it does when:
 
 * the engine is not asyncpg or aiosqlite, logs its statements (``echo``), has
   listeners for execution (``before_execute``, ``after_execute``,
@@ -55,30 +62,45 @@ import asyncio
 import functools
 import sqlite3
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Literal, TypeAlias
 
 import aiosqlite
 from sqlalchemy import Executable
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
-from optimist.sqlalchemy._availability import Failure, failure, report, succeeded
+from optimist.sqlalchemy._availability import DISCARDING, Failure, failure, report, succeeded
 
-__all__ = ["DRIVERS", "INDIRECT", "PLANS", "Indirect", "all_rows"]
+__all__ = [
+    "DRIVERS",
+    "INDIRECT",
+    "PLANS",
+    "WRITER_WAIT",
+    "Indirect",
+    "all_rows",
+    "transaction_mappings",
+    "transaction_rows",
+    "writer",
+]
 
 #: The drivers the fast path knows.
 DRIVERS: Final = frozenset({"asyncpg", "aiosqlite"})
 
 #: The most compiled statements kept per engine; further ones are compiled at each call.
 PLANS: Final = 1024
+
+#: Seconds a SQLite writer waits for this process's writer before it goes ahead anyway,
+#: to SQLite's busy handler (the engine's default busy timeout).
+WRITER_WAIT: Final = 30.0
 
 _Processor: TypeAlias = Callable[[Any], Any] | None
 
@@ -116,10 +138,15 @@ _RESULTS: weakref.WeakKeyDictionary[Engine, dict[str, tuple[_Processor, ...]]] =
 )
 
 
-# Per engine: the event loop its SQLite writers last ran on, and their lock.
-_WRITERS: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
-    weakref.WeakKeyDictionary()
-)
+# Per engine: the event loop its SQLite writers last ran on, their lock, and its holder.
+_WRITERS: weakref.WeakKeyDictionary[Engine, _Writers] = weakref.WeakKeyDictionary()
+
+
+@dataclass(slots=True)
+class _Writers:
+    loop: asyncio.AbstractEventLoop
+    lock: asyncio.Lock
+    holder: asyncio.Task[Any] | None = None
 
 
 def _plan(dialect: Dialect, statement: Executable) -> _Plan | None:
@@ -211,7 +238,18 @@ async def all_rows(
     plan = _planned(sync, statement)
     if plan is None:
         return INDIRECT
-    arguments = [
+    arguments = _arguments(plan, parameters)
+    results = _RESULTS.get(sync, {}).get(plan.sql)
+    if write and sync.dialect.name == "sqlite":
+        async with writer(engine):
+            return await _run(engine, plan, arguments, results, write)
+    return await _run(engine, plan, arguments, results, write)
+
+
+def _arguments(plan: _Plan, parameters: Mapping[str, Any]) -> list[Any]:
+    """The driver's positional arguments of ``plan``: each parameter given (or the
+    statement's default for it), through its type's bind processor."""
+    return [
         value if process is None else process(value)
         for process, value in zip(
             plan.binds,
@@ -222,11 +260,167 @@ async def all_rows(
             strict=True,
         )
     ]
-    results = _RESULTS.get(sync, {}).get(plan.sql)
-    if write and sync.dialect.name == "sqlite":
-        async with _writing(sync):
-            return await _run(engine, plan, arguments, results, write)
-    return await _run(engine, plan, arguments, results, write)
+
+
+@asynccontextmanager
+async def writer(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Wait for this process's other SQLite writers on ``engine`` (see :func:`all_rows`).
+
+    A transaction that writes (an idempotent request's) holds it to its end. A task
+    that holds it already passes: a write of its own inside such a transaction must not
+    wait for itself. One that waits longer than :data:`WRITER_WAIT` goes ahead without
+    it, to SQLite's busy handler, as it would without this lock: a writer of another
+    task that waits for the holder's transaction (the holder waiting in turn for it)
+    then ends in the busy timeout, never in a deadlock.
+    """
+    writers = _writers(engine.sync_engine)
+    task = asyncio.current_task()
+    if task is not None and writers.holder is task:
+        yield
+        return
+    try:
+        async with asyncio.timeout(WRITER_WAIT):
+            await writers.lock.acquire()
+    except TimeoutError:
+        yield
+        return
+    writers.holder = task
+    try:
+        yield
+    finally:
+        writers.holder = None
+        writers.lock.release()
+
+
+async def transaction_rows(
+    connection: AsyncConnection, statement: Executable, parameters: Mapping[str, Any]
+) -> list[tuple[Any, ...]] | Literal[Indirect.INDIRECT]:
+    """The rows (tuples) ``statement`` returns in ``connection``'s transaction, run on
+    asyncpg's own connection under it, or :data:`INDIRECT`.
+
+    PostgreSQL on asyncpg only, in a transaction SQLAlchemy began on ``connection``
+    (asyncpg's BEGIN is sent here if no statement has sent it yet), when neither the
+    engine nor the connection observes its statements (:func:`all_rows`). Nothing runs
+    again here, the transaction being the caller's; a failure is raised as SQLAlchemy
+    would raise it: a refusal (which aborts the transaction) as a DBAPIError around
+    asyncpg's error, whose SQLSTATE and text the caller translates; a connection lost,
+    or one whose server refuses writes (:data:`~optimist.sqlalchemy._availability.DISCARDING`),
+    invalidated with every connection pooled before it; a connection in an unknown
+    state (a cancelled task, an error nobody recognises) invalidated alone. A value
+    asyncpg cannot encode, refused before anything is sent, is SQLAlchemy's to run and
+    to report.
+    """
+    ran = await _in_transaction(connection, statement, parameters)
+    return ran if ran is INDIRECT else ran[1]
+
+
+async def transaction_mappings(
+    connection: AsyncConnection, statement: Executable, parameters: Mapping[str, Any]
+) -> list[dict[str, Any]] | Literal[Indirect.INDIRECT]:
+    """:func:`transaction_rows`, each row a dictionary keyed by its columns' keys."""
+    ran = await _in_transaction(connection, statement, parameters)
+    if ran is INDIRECT:
+        return ran
+    keys, rows = ran
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+async def _in_transaction(
+    connection: AsyncConnection, statement: Executable, parameters: Mapping[str, Any]
+) -> tuple[tuple[str, ...], list[tuple[Any, ...]]] | Literal[Indirect.INDIRECT]:
+    sync = connection.sync_connection
+    if (
+        sync is None
+        or sync.dialect.driver != "asyncpg"
+        or not sync.in_transaction()
+        or not _direct(sync.engine)
+        or not _observed_by_none(sync)
+    ):
+        return INDIRECT
+    engine = sync.engine
+    plan = _planned(engine, statement)
+    if plan is None:
+        return INDIRECT
+    proxied = await connection.get_raw_connection()
+    adapter: Any = proxied.dbapi_connection
+    mutex = getattr(adapter, "_execute_mutex", None)
+    if mutex is None or getattr(adapter, "isolation_level", None) == "autocommit":
+        return INDIRECT
+    arguments = _arguments(plan, parameters)
+    results = _RESULTS.get(engine, {}).get(plan.sql)
+    driver = proxied.driver_connection
+    try:
+        async with mutex:
+            if adapter._transaction is None:
+                # SQLAlchemy's asyncpg adapter sends BEGIN with a connection's first
+                # statement; this is that statement.
+                await adapter._start_transaction()
+            rows, codes = await _fetch(driver, plan, arguments, results is None)
+    except BaseException as error:
+        if _unencodable(error):
+            return INDIRECT
+        lost = await _failed_in_transaction(connection, engine, proxied, driver, error)
+        cause = error.__cause__ if isinstance(error.__cause__, Exception) else error
+        if not isinstance(cause, Exception) or not isinstance(error, Exception):
+            raise
+        # Invalidated as lost: a failure of the database (a 503), whatever the driver said.
+        raise DBAPIError(plan.sql, arguments, cause, connection_invalidated=lost) from error
+    if results is None:
+        results = _results(engine, plan, codes)
+    return plan.keys, [
+        tuple(
+            value if process is None else process(value)
+            for process, value in zip(results, row, strict=True)
+        )
+        for row in rows
+    ]
+
+
+def _observed_by_none(connection: Connection) -> bool:
+    """Whether nothing of ``connection``'s own watches or rewrites its statements."""
+    dispatch = connection.dispatch
+    return (
+        not connection._echo
+        and not dispatch.before_execute
+        and not dispatch.after_execute
+        and not dispatch.before_cursor_execute
+        and not dispatch.after_cursor_execute
+        and "schema_translate_map" not in connection.get_execution_options()
+    )
+
+
+def _unencodable(error: BaseException) -> bool:
+    """Whether asyncpg refused ``error``'s arguments before sending anything."""
+    from asyncpg import DataError  # noqa: PLC0415 - asyncpg is the postgres extra
+
+    return isinstance(error, DataError)
+
+
+async def _failed_in_transaction(
+    connection: AsyncConnection,
+    engine: Engine,
+    proxied: PoolProxiedConnection,
+    driver: Any,
+    error: BaseException,
+) -> bool:
+    """Invalidate ``connection`` after ``error`` unless it was a refusal that left it
+    sound; whether the connection was lost (or its server refuses writes)."""
+    if not isinstance(error, Exception):
+        await connection.invalidate(error)
+        return False
+    found = failure(error)
+    lost = (
+        _closed(driver)
+        or (found is not None and found.lost)
+        or getattr(error, "sqlstate", None) in DISCARDING
+    )
+    if lost:
+        # What ended it (a restart, an administrator) ended those pooled before it too.
+        engine.pool._invalidate(proxied, error, _checkin=False)
+        await connection.invalidate(error)
+    elif not isinstance(error, _refusals()):
+        await connection.invalidate(error)
+    return lost
 
 
 async def _run(
@@ -326,13 +520,13 @@ async def _failed(
     return found
 
 
-def _writing(engine: Engine) -> asyncio.Lock:
+def _writers(engine: Engine) -> _Writers:
     """The lock this event loop's writers on ``engine`` take in turn."""
     loop = asyncio.get_running_loop()
     held = _WRITERS.get(engine)
-    if held is None or held[0] is not loop:
-        held = _WRITERS[engine] = (loop, asyncio.Lock())
-    return held[1]
+    if held is None or held.loop is not loop:
+        held = _WRITERS[engine] = _Writers(loop, asyncio.Lock())
+    return held
 
 
 def _closed(connection: Any) -> bool:

@@ -26,7 +26,9 @@ first is in flight waits for it and replays its answer: on PostgreSQL its insert
 on the unique index until the first transaction ends, for at most ``wait`` seconds,
 then it is the draft's 409 (:class:`~optimist.errors.IdempotencyKeyInFlight`); on
 SQLite it begins only once the first has ended (``BEGIN IMMEDIATE``), within the
-engine's busy timeout (then a 503). A record past its expiry (``ttl`` after its claim,
+engine's busy timeout (then a 503); a keyed transaction holds the engine's writer
+lock, so that this process's writers queue for it instead of polling in SQLite's busy
+handler. A record past its expiry (``ttl`` after its claim,
 :data:`~optimist.idempotency.DEFAULT_TTL` by default) counts as absent: the key starts
 afresh. :func:`purge` deletes expired records, a bounded number per call.
 
@@ -44,7 +46,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Final, TypeAlias
 
@@ -60,9 +62,8 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import update as sql_update
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from optimist.idempotency import (
     DEFAULT_TTL,
@@ -76,7 +77,15 @@ from optimist.idempotency import (
     StoredResponse,
     storable,
 )
-from optimist.sqlalchemy._idempotency_claim import ABORTED, Target, claim, sqlstate
+from optimist.sqlalchemy._direct import writer
+from optimist.sqlalchemy._idempotency_claim import (
+    ABORTED,
+    Statements,
+    Target,
+    claim,
+    execute,
+    sqlstate,
+)
 from optimist.sqlalchemy.engine import Bind, autocommit, transaction
 from optimist.sqlalchemy.versioned import UTCDateTime
 
@@ -130,6 +139,8 @@ def idempotency_records(metadata: MetaData) -> Table:
 
 # The statements need only the table's shape: a caller's metadata declares the same.
 _RECORDS: Final = idempotency_records(MetaData())
+# Built once: a request only binds its values.
+_STATEMENTS: Final = Statements.of(_RECORDS)
 
 
 class Attempt:
@@ -180,16 +191,17 @@ class Attempt:
             raise RuntimeError("the response for this key has been kept already")
         self._done = True
         response = StoredResponse.capture(status, headers, body, replayed=replayed)
-        table, where = self._target.table, self._target.where()
+        target = self._target
+        parameters = target.parameters()
         # The draft's "Idempotency Enforcement": the result, success or error, is what a
         # resend gets; a result that is not (5xx, the request's own faults) frees the key.
-        statement = (
-            sql_update(table).where(where).values(response=response.to_bytes())
-            if storable(status)
-            else sql_delete(table).where(where)
-        )
+        if storable(status):
+            statement = target.statements.keep
+            parameters["optimist_response"] = response.to_bytes()
+        else:
+            statement = target.statements.forget
         try:
-            await self.connection.execute(statement)
+            await execute(self.connection, statement, parameters)
         except DBAPIError as error:
             if sqlstate(error) == ABORTED:
                 return None
@@ -229,8 +241,13 @@ async def idempotent(
     if wait <= 0:
         raise ValueError(f"wait must be a positive number of seconds, not {wait}")
     parsed = key if isinstance(key, IdempotencyKey) else IdempotencyKey(key)
-    target = Target(_RECORDS, _scope_text(scope), parsed.value)
-    async with transaction(bind) as connection:
+    target = Target(_STATEMENTS, _scope_text(scope), parsed.value)
+    async with AsyncExitStack() as stack:
+        if isinstance(bind, AsyncEngine) and bind.dialect.name == "sqlite":
+            # SQLite's busy handler sleeps up to 100 ms per try: this process's writers
+            # queue on the engine's lock instead, as its one-statement writes do.
+            await stack.enter_async_context(writer(bind))
+        connection = await stack.enter_async_context(transaction(bind))
         decision = await claim(connection, target, fingerprint, ttl, wait)
         if isinstance(decision, Mismatch | Conflict):
             raise decision.error(parsed, documentation)
