@@ -91,6 +91,9 @@ class OptimistError(Exception):
 
     #: The HTTP status this error stands for; a class default an instance may override.
     status: int = 500
+    #: For a 401, the challenge its response carries in WWW-Authenticate (RFC 9110
+    #: §11.6.1 requires one); None for any other error.
+    challenge: str | None = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

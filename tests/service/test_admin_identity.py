@@ -66,6 +66,14 @@ async def test_missing_or_unknown_identity_is_401(
     assert body["invalid_params"][0]["name"] == field
 
 
+async def test_a_401_for_identity_carries_the_gateways_challenge(service: Service) -> None:
+    """A missing identity's 401 names the gateway as the source of credentials
+    (RFC 9110 §11.6.1: a 401 carries a challenge)."""
+    response = await service.client.get(USER, headers={"X-User-Role": "admin"})
+    problem(response, 401)
+    assert response.headers["www-authenticate"] == GATEWAY_CHALLENGE
+
+
 @pytest.mark.parametrize("name", ["X-Tenant-Id", "X-User-Role"])
 async def test_repeated_identity_header_is_401(service: Service, name: str) -> None:
     """An identity header sent twice is ambiguous: 401, whichever value came first."""

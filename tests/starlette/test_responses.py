@@ -166,3 +166,21 @@ def test_service_unavailable_shows_nothing_of_its_cause() -> None:
     response = error_response(ServiceUnavailable(secret), request())
     for hidden in ("s3cret", "db.internal", "cannot connect"):
         assert hidden not in bytes(response.body).decode()
+
+
+def test_a_401_carries_its_errors_challenge() -> None:
+    """RFC 9110 §11.6.1: a 401 whose error names a challenge sends it in WWW-Authenticate."""
+    error = OptimistError("who are you?")
+    error.status, error.challenge = 401, 'Bearer realm="notes"'
+    response = error_response(error)
+    assert (response.status_code, response.headers["www-authenticate"]) == (
+        401,
+        'Bearer realm="notes"',
+    )
+
+
+def test_other_errors_carry_no_challenge() -> None:
+    """A challenge on an error that is no 401 is not sent."""
+    error = ResourceNotFound("notes", "1")
+    error.challenge = 'Bearer realm="notes"'
+    assert "www-authenticate" not in error_response(error).headers

@@ -102,4 +102,7 @@ def error_response(error: OptimistError, request: HTTPConnection | None = None) 
     # RFC 9110 §15.5.13 leaves the 412's fields open; SPEC §2 sends the current ETag.
     if isinstance(error, PreconditionFailed) and error.current_etag is not None:
         headers["ETag"] = str(error.current_etag)
+    # RFC 9110 §11.6.1: a 401 carries at least one challenge.
+    if problem.status == 401 and error.challenge is not None:
+        headers["WWW-Authenticate"] = error.challenge
     return problem_response(problem, headers)

@@ -31,7 +31,7 @@ from optimist.fastapi import required_header
 from optimist.service.runtime import Runtime, RuntimeDep
 from optimist.service.schema import USER_ROLES
 from optimist.sqlalchemy import Scope
-from optimist.starlette import check_peer
+from optimist.starlette import GATEWAY_CHALLENGE, check_peer
 
 __all__ = [
     "CSRF_HEADER",
@@ -64,6 +64,9 @@ def _refusal(status: int, field: str, value: str, reason: str, detail: str) -> I
     error = InvalidInput(field, value, reason)
     error.status = status
     error.detail = detail
+    if status == 401:
+        # The credentials are the gateway's, as for a peer that is not trusted.
+        error.challenge = GATEWAY_CHALLENGE
     return error
 
 
