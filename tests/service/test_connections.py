@@ -11,13 +11,11 @@ from dataclasses import dataclass
 
 import pytest
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn import Config
 from uvicorn.server import ServerState
 
 from optimist.service.connections import BoundedHttpProtocol
 from optimist.service.gate import Gate
-from optimist.service.server import CancelledAnswer
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -95,58 +93,3 @@ async def test_a_connection_made_after_shutdown_began_gets_503(listening: Listen
     assert b"retry-after: 1" in head
     assert b"connection: close" in head
     assert b"shutting down" in body
-
-
-async def cancelled(app: ASGIApp) -> list[Message]:
-    """What ``app`` under :class:`CancelledAnswer` sends for a GET that the server cancels
-    once it is running (as uvicorn does at the graceful limit)."""
-    sent: list[Message] = []
-    running = asyncio.Event()
-
-    async def receive() -> Message:
-        running.set()
-        await asyncio.Event().wait()  # never: only a cancellation ends it
-        raise AssertionError("unreachable")
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
-    task = asyncio.create_task(CancelledAnswer(app)(scope, receive, send))
-    await running.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    return sent
-
-
-async def waits_for_the_body(scope: Scope, receive: Receive, send: Send) -> None:
-    """An app that reads the request's body before it answers."""
-    await receive()
-
-
-async def answers_then_waits(scope: Scope, receive: Receive, send: Send) -> None:
-    """An app that starts its response, then waits."""
-    await send({"type": "http.response.start", "status": 200, "headers": []})
-    await receive()
-
-
-@pytest.mark.anyio
-async def test_a_request_cancelled_before_its_response_gets_503() -> None:
-    """A request the server cancels before it answered is a 503 problem with Retry-After
-    and Connection: close, not uvicorn's 500."""
-    start, body = await cancelled(waits_for_the_body)
-    headers = dict(start["headers"])
-    assert (start["status"], headers[b"retry-after"]) == (503, b"1")
-    assert (headers[b"connection"], headers[b"content-type"]) == (
-        b"close",
-        b"application/problem+json",
-    )
-    assert b"shutting down" in body["body"]
-
-
-@pytest.mark.anyio
-async def test_a_request_cancelled_after_its_response_began_adds_nothing() -> None:
-    """Once the response has begun, the cancellation goes on with nothing more sent."""
-    sent = await cancelled(answers_then_waits)
-    assert [message["status"] for message in sent] == [200]

@@ -293,3 +293,21 @@ def test_without_cors_the_browser_refuses_the_read(
     outcome = state_after(browser, "reading")
     assert outcome["state"] == "failed"
     assert outcome["seen"] == []
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_error_is_a_500_the_origin_may_read(cors: Service) -> None:
+    """An exception no handler answers is a 500 problem with the CORS fields and a Date,
+    so a script sees the 500 rather than a network error."""
+
+    async def fail() -> None:
+        raise RuntimeError("unexpected")
+
+    cors.app.add_api_route("/fail", fail)
+    transport = httpx.ASGITransport(app=cors.app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/fail", headers={"Origin": ORIGIN})
+    assert shared_with(response, 500) == ORIGIN
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "date" in response.headers
+    assert "unexpected" not in response.text

@@ -42,6 +42,7 @@ from optimist.service.admin.identity import (
     TENANT_HEADER,
 )
 from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
+from optimist.service.failures import Unfinished
 from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
@@ -123,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.
     app.add_middleware(VectorClockMiddleware, defer=True, paths=("/v1/tests/sessions",))
     app.add_middleware(HeadMiddleware)
+    # Inside CORS and the caching policy, so that a 500 or 503 carries what every answer does.
+    app.add_middleware(Unfinished)
     if settings.cors_origins:
         # Outside HEAD and the clock, so that a preflight never reaches a route, and a
         # problem (a 412 with the current ETag) carries the fields a browser needs to

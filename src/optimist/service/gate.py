@@ -41,7 +41,6 @@ __all__ = [
     "RETRY_AFTER",
     "Gate",
     "Refusal",
-    "closing_parts",
     "closing_response",
     "refusal_response",
 ]
@@ -64,11 +63,6 @@ def refusal_response(limit: int) -> bytes:
 def closing_response() -> bytes:
     """The whole HTTP/1.1 response a connection made after shutdown began receives."""
     return _unavailable("The server is shutting down; retry shortly.")
-
-
-def closing_parts() -> tuple[list[tuple[bytes, bytes]], bytes]:
-    """The header fields and body of :func:`closing_response`, for an ASGI response."""
-    return _unavailable_parts("The server is shutting down; retry shortly.")
 
 
 def _unavailable(detail: str) -> bytes:

@@ -42,12 +42,12 @@ from typing import Any, Final
 
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from optimist.service.app import create_app
 from optimist.service.connections import BoundedHttpProtocol
-from optimist.service.gate import Gate, closing_parts
+from optimist.service.gate import Gate
 from optimist.service.limits import connection_cap, raise_open_file_limit
 from optimist.service.metrics import metric_files
 from optimist.service.request_body import RequestBodyGuard
@@ -55,7 +55,6 @@ from optimist.service.settings import Settings
 
 __all__ = [
     "GRACEFUL_SHUTDOWN",
-    "CancelledAnswer",
     "Supervisor",
     "die_with_parent",
     "fit_connections",
@@ -172,44 +171,7 @@ def served_app() -> ASGIApp:
     """The application as ``optimist serve`` serves it, built in each worker process."""
     die_with_parent()
     settings = Settings.from_environment()
-    guarded = RequestBodyGuard(create_app(settings), timeout=settings.body_timeout)
-    return _InstallGate(CancelledAnswer(guarded))
-
-
-class CancelledAnswer:
-    """ASGI middleware: a request cancelled before its response began gets a 503.
-
-    uvicorn cancels the requests still running when a graceful shutdown reaches its
-    limit (:data:`GRACEFUL_SHUTDOWN`), and answers each it cancelled with a plain-text
-    500. A request the server gave up on is no fault of the request: it is answered
-    like a connection made too late (:func:`~optimist.service.gate.closing_parts`), a
-    503 problem with Retry-After and Connection: close (RFC 9110 §15.6.4), and the
-    cancellation goes on. A write under a precondition may be resent; if it had
-    committed, the resend's precondition fails or its Idempotency-Key replays it.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except asyncio.CancelledError:
-            if not started:
-                fields, body = closing_parts()
-                await send({"type": "http.response.start", "status": 503, "headers": fields})
-                await send({"type": "http.response.body", "body": body})
-            raise
+    return _InstallGate(RequestBodyGuard(create_app(settings), timeout=settings.body_timeout))
 
 
 class _InstallGate:
