@@ -99,29 +99,25 @@ async def read_page(
     replica unless it has not replayed the cursor's snapshot."""
     replica = runtime.read_engine
     primary = None if replica is runtime.engine else runtime.engine
-    try:
+
+    async def page_of(bind: AsyncEngine, fallback: AsyncEngine | None) -> Listing:
         return await list_page(
-            replica,
+            bind,
             versioned,
             runtime.cursors,
             query=query,
             limit=limit,
             cursor=cursor,
             scope=scope,
-            primary=primary,
+            primary=fallback,
         )
+
+    try:
+        return await page_of(replica, primary)
     except ServiceUnavailable:
         if primary is None:
             raise
-        return await list_page(
-            primary,
-            versioned,
-            runtime.cursors,
-            query=query,
-            limit=limit,
-            cursor=cursor,
-            scope=scope,
-        )
+        return await page_of(primary, None)
 
 
 async def reachable(settings: Settings) -> None:
