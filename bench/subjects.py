@@ -139,6 +139,7 @@ RAW: Final = Subject(
     item_prefix="/items/",
     deep_page=lambda after, _watermark: f"/items?limit={PAGE_SIZE}&after={after}",
     connections=10,  # asyncpg's pool, max_size 10
+    idempotency_keys=True,
 )
 SEED: Final = Subject(
     name="seed",

@@ -48,9 +48,9 @@ def test_each_round_adds_to_the_expected_duration() -> None:
     assert expected_seconds(Settings(rounds=3)) > expected_seconds(Settings(rounds=1))
 
 
-def test_the_default_run_is_expected_within_45_minutes() -> None:
-    """The defaults, servers grouped for a default PostgreSQL server, stay within 45 minutes."""
-    assert expected_seconds(Settings(), _BUDGET) <= 45 * 60
+def test_the_default_run_is_expected_within_an_hour() -> None:
+    """The defaults, servers grouped for a default PostgreSQL server, stay within an hour."""
+    assert expected_seconds(Settings(), _BUDGET) <= 60 * 60
 
 
 def test_servers_within_the_connection_budget_run_as_one_group() -> None:
@@ -143,15 +143,15 @@ def test_groups_keep_each_optimist_server_with_its_twin() -> None:
     assert groups(servers, 1, _BUDGET) == [[first, first_twin], [second, second_twin]]
 
 
-def test_the_keyed_scenario_runs_on_the_optimist_servers() -> None:
-    """Both optimist servers take an Idempotency-Key: each is measured with one."""
-    assert serves(OPTIMIST, KEYED)
-    assert serves(OPTIMIST_STARLETTE, KEYED)
+def test_the_keyed_scenario_runs_on_the_optimist_servers_and_the_raw_driver() -> None:
+    """Both optimist servers and the raw driver's take an Idempotency-Key: each is
+    measured with one (the raw driver's gives the keyed target its own ratio)."""
+    assert all(serves(subject, KEYED) for subject in (OPTIMIST, OPTIMIST_STARLETTE, RAW))
 
 
 def test_servers_without_keys_are_left_out_of_the_keyed_scenario() -> None:
-    """The raw driver, seed 003's pattern and Kinto are not measured with a key."""
-    assert not any(serves(subject, KEYED) for subject in (RAW, SEED, KINTO))
+    """Seed 003's pattern and Kinto are not measured with a key."""
+    assert not any(serves(subject, KEYED) for subject in (SEED, KINTO))
 
 
 def test_a_server_without_keys_still_runs_the_plain_if_match_scenario() -> None:
