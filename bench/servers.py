@@ -67,6 +67,8 @@ def fast_stack(python: str) -> bool:
 
 
 def _command(subject: Subject, port: int, workers: int) -> list[str]:
+    if subject.server == "granian":
+        return _granian(subject, port, workers)
     command = [
         subject.python, "-m", "uvicorn", subject.target,
         "--host", HOST, "--port", str(port), "--workers", str(workers),
@@ -76,6 +78,22 @@ def _command(subject: Subject, port: int, workers: int) -> list[str]:
         command.append("--factory")
     if fast_stack(subject.python):
         command += ["--loop", "uvloop", "--http", "httptools"]
+    return command
+
+
+def _granian(subject: Subject, port: int, workers: int) -> list[str]:
+    """granian's command for ``subject``: its ASGI interface, the event loop uvicorn runs
+    on here, no access log, one runtime thread per worker (as uvicorn's one thread)."""
+    command = [
+        subject.python, "-m", "granian", subject.target,
+        "--interface", "asgi", "--host", HOST, "--port", str(port),
+        "--workers", str(workers), "--runtime-threads", "1", "--no-ws",
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    if subject.factory:
+        command.append("--factory")
+    if fast_stack(subject.python):
+        command += ["--loop", "uvloop"]
     return command
 
 

@@ -19,11 +19,15 @@ from optimist.cursor import Cursor, CursorCodec
 from optimist.tokens import TokenSigner
 
 __all__ = [
+    "COMPARED",
     "KINTO",
     "OPTIMIST",
+    "OPTIMIST_GRANIAN",
     "OPTIMIST_STARLETTE",
     "PAGE_SIZE",
     "RAW",
+    "RAW_FASTAPI",
+    "RAW_ON",
     "SECRET",
     "SEED",
     "SUBJECTS",
@@ -51,7 +55,9 @@ class Subject:
     an idle server keeps open while the others are measured. ``idempotency_keys``: its
     PATCH honours an Idempotency-Key (the keyed scenario is measured on it alone).
     ``path`` goes ahead of this checkout on the server's import path, and ``cwd`` is
-    where it runs (None: this checkout).
+    where it runs (None: this checkout). ``server`` is the ASGI server that serves it:
+    uvicorn, or granian. ``scenarios`` limits the scenarios it is measured in (None:
+    every one it can serve).
     """
 
     name: str
@@ -71,6 +77,8 @@ class Subject:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     path: tuple[Path, ...] = ()
+    server: str = "uvicorn"
+    scenarios: frozenset[str] | None = None
 
     def item(self, key: int) -> str:
         """The path of item ``key``."""
@@ -141,6 +149,24 @@ RAW: Final = Subject(
     connections=10,  # asyncpg's pool, max_size 10
     idempotency_keys=True,
 )
+# The same app and library under another ASGI server: which one `optimist serve` runs.
+# One read, one write and one page tell the servers apart; the rest would only lengthen
+# the run.
+OPTIMIST_GRANIAN: Final = replace(
+    OPTIMIST,
+    name="optimist-granian",
+    label="optimist under granian",
+    server="granian",
+    idempotency_keys=False,
+    scenarios=frozenset({"get", "patch_if_match", "page_first"}),
+)
+# The raw driver's SQL served as a FastAPI user serves it: optimist's baseline there.
+RAW_FASTAPI: Final = replace(
+    RAW,
+    name="raw-fastapi",
+    label="raw driver on FastAPI",
+    target="bench.apps.raw_fastapi_app:create_app",
+)
 SEED: Final = Subject(
     name="seed",
     label="seed 003 pattern",
@@ -187,7 +213,13 @@ def current(name: str) -> str:
 
 
 #: Every subject, in the order of the report.
-SUBJECTS: Final = (OPTIMIST, OPTIMIST_STARLETTE, RAW, SEED, KINTO)
+SUBJECTS: Final = (OPTIMIST, OPTIMIST_STARLETTE, OPTIMIST_GRANIAN, RAW, RAW_FASTAPI, SEED, KINTO)
 #: The subjects the targets judge, each against the others: the library, as a user of
 #: FastAPI and as a user of plain Starlette writes it.
 UNDER_TEST: Final = (OPTIMIST.name, OPTIMIST_STARLETTE.name)
+#: The raw driver on the framework of each subject under test: what the library's own
+#: cost is measured against, the framework's share taken out.
+RAW_ON: Final = {OPTIMIST.name: RAW_FASTAPI.name, OPTIMIST_STARLETTE.name: RAW.name}
+#: Servers measured for what sets them apart from another: the same app under another
+#: server, and the server it is compared with.
+COMPARED: Final = {OPTIMIST_GRANIAN.name: OPTIMIST.name}

@@ -63,7 +63,7 @@ from bench.scenarios import (
     warm_up,
 )
 from bench.servers import Running, ServerFailed, fast_stack, serving
-from bench.subjects import SECRET, SUBJECTS, UNDER_TEST, Subject, current, twin
+from bench.subjects import COMPARED, RAW_ON, SECRET, SUBJECTS, UNDER_TEST, Subject, current, twin
 
 __all__ = [
     "BACKENDS",
@@ -208,6 +208,8 @@ def rotation(items: Sequence[_T], turn: int) -> list[_T]:
 def serves(subject: Subject, scenario: str) -> bool:
     """Whether ``subject`` has what ``scenario`` loads (Kinto has no list here; only the
     optimist servers take an Idempotency-Key)."""
+    if subject.scenarios is not None and scenario not in subject.scenarios:
+        return False
     if scenario in PAGE_SCENARIOS:
         return subject.deep_page is not None
     return scenario != KEYED or subject.idempotency_keys
@@ -281,11 +283,21 @@ def _splits(
     yield from place(0)
 
 
+def _baselines(first: Subject, second: Subject) -> bool:
+    """Whether one of the two is the other's baseline: its twin, the raw driver on its
+    framework (:data:`~bench.subjects.RAW_ON`), or the server it is compared with
+    (:data:`~bench.subjects.COMPARED`)."""
+    one, other = current(first.name), current(second.name)
+    paired = {**RAW_ON, **COMPARED}
+    return one == other or paired.get(one) == other or paired.get(other) == one
+
+
 def _together(group: Sequence[Subject]) -> tuple[int, int]:
     """The pairs of servers in ``group`` the report compares: a server and its baseline
-    twin, then one of the two under test and another server."""
+    (twin or raw driver on its framework), then one of the two under test and another
+    server."""
     pairs = list(itertools.combinations(group, 2))
-    twins = sum(current(first.name) == current(second.name) for first, second in pairs)
+    twins = sum(_baselines(first, second) for first, second in pairs)
     under_test = sum(
         first.name in UNDER_TEST or second.name in UNDER_TEST for first, second in pairs
     )
@@ -297,8 +309,9 @@ def groups(subjects: Sequence[Subject], workers: int, budget: int | None) -> lis
 
     None: no limit, one group. Otherwise the fewest groups (a subject that needs more
     than the budget by itself runs alone); of those, the split that keeps the most
-    servers with their baseline twins, then the most pairs of a subject under test
-    (:data:`~bench.subjects.UNDER_TEST`) and another server in one group, so that the
+    servers with their baselines (twins, the raw driver on their framework), then the
+    most pairs of a subject under test (:data:`~bench.subjects.UNDER_TEST`) and another
+    server in one group, so that the
     fewest of the report's ratios divide measurements taken apart; of those, the first
     in the given order, each subject in the earliest group it fits. Every split is
     tried: there are a handful of servers.

@@ -1,7 +1,8 @@
 """The optimist app: items with a counter and a text, written as a user of the library would.
 
 * ``GET /items/{id}``: the item with its ETag; a matching If-None-Match is a 304
-  (:func:`optimist.fastapi.conditional` parses, :meth:`ConditionalRequest.evaluate` decides);
+  (:func:`optimist.fastapi.conditional` parses, :meth:`ConditionalRequest.revalidate`
+  decides on the row's validators alone, :func:`optimist.sqlalchemy.validators`);
 * ``PATCH /items/{id}``: If-Match is optional; when sent it is the WHERE clause of the
   UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``), when not
   the update is unconditional. Idempotency-Key is optional too
@@ -47,6 +48,7 @@ from optimist.sqlalchemy import (
     get,
     list_page,
     update,
+    validators,
     versioned_table,
 )
 from optimist.sqlalchemy.idempotency import idempotency_records, idempotent
@@ -140,8 +142,13 @@ def create_app(*, write: Callable[..., Awaitable[Record]] = update) -> FastAPI:
     install_problem_handlers(app)
     install_idempotency(app)
 
-    @app.get("/items/{item_id}")
-    async def read(item_id: int, response: Response, pre: Conditional) -> Item:
+    @app.get("/items/{item_id}", response_model=Item)
+    async def read(item_id: int, response: Response, pre: Conditional) -> Item | Response:
+        if pre.revalidating:
+            # A client with a copy: its validators alone decide a 304.
+            answer = pre.revalidate(await validators(engine, items, item_id))
+            if answer is not None:
+                return answer
         record = await get(engine, items, item_id)
         pre.evaluate(record.state, response)
         return _item(record)

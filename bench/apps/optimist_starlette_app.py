@@ -1,7 +1,8 @@
 """The optimist app on plain Starlette: the same three endpoints, without FastAPI.
 
 * ``GET /items/{id}``: the item with its ETag; a matching If-None-Match is a 304
-  (:meth:`ConditionalProfile.bind` parses, :meth:`ConditionalRequest.evaluate` decides);
+  (:meth:`ConditionalProfile.bind` parses, :meth:`ConditionalRequest.revalidate`
+  decides), read from the row's validators alone (:func:`optimist.sqlalchemy.validators`);
 * ``PATCH /items/{id}``: the body ``{counter?, text?}`` is validated by pydantic (a 422
   problem when it is not); If-Match is optional, and when sent it is the WHERE clause
   of the UPDATE (:func:`optimist.sqlalchemy.update` with ``pre.write_condition()``);
@@ -33,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from optimist.problem import InvalidParam, Problem
-from optimist.sqlalchemy import Bind, Record, get, list_page, update
+from optimist.sqlalchemy import Bind, Record, get, list_page, update, validators
 from optimist.starlette import (
     ConditionalProfile,
     IdempotentWrite,
@@ -89,11 +90,15 @@ def create_app() -> Starlette:
 
     async def read(request: Request) -> Response:
         pre = PROFILE.bind(request)
-        record = await get(engine, items, request.path_params["item_id"])
-        pre.evaluate(record.state)
+        key = request.path_params["item_id"]
+        if pre.revalidating:
+            # A client with a copy: its validators alone decide a 304.
+            answer = pre.revalidate(await validators(engine, items, key))
+            if answer is not None:
+                return answer
+        record = await get(engine, items, key)
         response = JSONResponse(_document(record))
-        set_etag(response, record.etag, last_modified=record.updated_at)
-        return response
+        return pre.revalidate(record.state, response) or response
 
     async def patch(request: Request) -> Response:
         pre = PROFILE.bind(request)

@@ -134,6 +134,28 @@ def test_optimist_on_starlette_is_judged_by_the_same_targets() -> None:
     assert target.measured == 0.9
 
 
+def test_optimist_under_fastapi_is_divided_by_the_raw_driver_on_fastapi() -> None:
+    """Where the run measured the raw driver on FastAPI, optimist's FastAPI app is
+    divided by it, not by the raw driver on Starlette, and the target says so."""
+    data = _data(
+        {
+            ("optimist", "get"): [90.0],
+            ("raw", "get"): [200.0],
+            ("raw-fastapi", "get"): [100.0],
+        }
+    )
+    target = _target(data, "GET ≥ 0.85× the raw driver's")
+    assert (target.name, target.measured) == ("GET ≥ 0.85× the raw driver's on FastAPI", 0.9)
+
+
+def test_without_the_raw_driver_on_fastapi_the_one_on_starlette_is_the_baseline() -> None:
+    """A result file from before the raw driver ran on FastAPI divides by the one on
+    Starlette, and the target names that framework."""
+    data = _data({("optimist", "page_first"): [90.0], ("raw", "page_first"): [100.0]})
+    target = _target(data, "page 1 ≥ 0.85× the raw driver's")
+    assert (target.name, target.measured) == ("page 1 ≥ 0.85× the raw driver's on Starlette", 0.9)
+
+
 def test_each_optimist_server_has_every_target() -> None:
     """Both optimist servers get the same list of targets, in one configuration."""
     data = _data({("optimist", "get"): [100.0], ("optimist-starlette", "get"): [100.0]}, rounds=1)

@@ -29,6 +29,7 @@ from optimist.sqlalchemy import (
     find,
     get,
     update,
+    validators,
 )
 from tests.support.stores import Store, on_the_driver, open_store
 
@@ -112,6 +113,41 @@ async def test_get_outside_scope_is_not_found(store: Store) -> None:
     with pytest.raises(ResourceNotFound):
         await get(store.engine, store.items, "a", scope={"tenant": 2})
     assert await find(store.engine, store.items, "a", scope={"tenant": 1}) is not None
+
+
+async def test_validators_are_the_rows_etag_and_modification_time(store: Store) -> None:
+    """validators reads the state a revalidation is decided on, the same as get's."""
+    created = await make(store, name="first")
+    assert await validators(store.engine, store.items, "a") == created.state
+
+
+async def test_validators_read_two_columns_in_one_query(store: Store) -> None:
+    """validators costs one SELECT that names the ETag and modification time alone."""
+    await make(store, name="first")
+    with statements(store.engine) as seen:
+        await validators(store.engine, store.items, "a")
+    [statement] = seen
+    selected = statement.split("FROM")[0]
+    named = {
+        column for column in ("etag", "updated_at", "name", "created_seq") if column in selected
+    }
+    assert named == {"etag", "updated_at"}
+
+
+async def test_validators_run_on_the_driver(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given an engine, validators is one prepared SELECT on the driver's connection."""
+    await make(store)
+    ran = on_the_driver(monkeypatch)
+    await validators(store.engine, store.items, "a")
+    assert ran == [False]
+
+
+async def test_validators_of_a_missing_or_foreign_row_are_not_found(store: Store) -> None:
+    """No row, or another tenant's, raises ResourceNotFound as get does."""
+    await make(store, tenant=1)
+    for key, scope in (("nope", None), ("a", {"tenant": 2})):
+        with pytest.raises(ResourceNotFound):
+            await validators(store.engine, store.items, key, scope=scope)
 
 
 async def test_record_state_drives_evaluate(store: Store) -> None:

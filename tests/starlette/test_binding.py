@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -141,6 +142,17 @@ async def item(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def revalidated(request: Request) -> Response:
+    """The same resource read as a revalidating route reads it: a 304 returned."""
+    cond = PROFILE.bind(request)
+    response = JSONResponse({"name": "first"})
+    if request.query_params.get("cached") == "1":
+        response.headers["Cache-Control"] = "max-age=60"
+        response.headers["Vary"] = "Accept"
+    answer = cond.revalidate(STATE, response)
+    return response if answer is None else answer
+
+
 async def missing(request: Request) -> Response:
     """A resource that does not exist: preconditions see no current representation."""
     PROFILE.bind(request).evaluate(ResourceState.missing())
@@ -153,6 +165,7 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = Starlette(
         routes=[
             Route("/item", item, methods=["GET", "PUT", "DELETE"]),
+            Route("/revalidated", revalidated, methods=["GET", "HEAD"]),
             Route("/missing", missing, methods=["PUT"]),
         ]
     )
@@ -181,11 +194,13 @@ async def test_get_sets_etag_and_last_modified(client: httpx.AsyncClient) -> Non
     ids=["inm-match", "inm-weak-in-list", "inm-star", "ims-equal", "ims-later"],
 )
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("path", ["/item", "/revalidated"], ids=["raised", "returned"])
 async def test_unchanged_read_is_304(
-    client: httpx.AsyncClient, method: str, headers: dict[str, str]
+    client: httpx.AsyncClient, path: str, method: str, headers: dict[str, str]
 ) -> None:
-    """A read whose validators still match is 304 with the ETag and no body."""
-    response = await client.request(method, "/item", headers=headers)
+    """A read whose validators still match is 304 with the ETag and no body, raised by
+    evaluate() or returned by revalidate()."""
+    response = await client.request(method, path, headers=headers)
     assert response.status_code == 304
     assert response.headers["etag"] == '"v1"'
     assert response.content == b""
@@ -277,10 +292,56 @@ async def test_required_precondition_is_428(client: httpx.AsyncClient) -> None:
     assert problem["invalid_params"] == [{"name": "If-Match", "reason": "required"}]
 
 
-async def test_304_repeats_the_fields_a_200_would_carry(client: httpx.AsyncClient) -> None:
-    """Cache-Control and Vary set before evaluate() reach the 304 (RFC 9110 §15.4.5)."""
-    response = await client.get("/item?cached=1", headers={"If-None-Match": '"v1"'})
+@pytest.mark.parametrize("path", ["/item", "/revalidated"], ids=["raised", "returned"])
+async def test_304_repeats_the_fields_a_200_would_carry(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    """Cache-Control and Vary set before evaluate() or revalidate() reach the 304, and
+    no representation metadata does (RFC 9110 §15.4.5)."""
+    response = await client.get(f"{path}?cached=1", headers={"If-None-Match": '"v1"'})
     assert response.status_code == 304
     assert response.headers["cache-control"] == "max-age=60"
     assert response.headers["vary"] == "Accept"
     assert "content-type" not in response.headers
+
+
+async def test_a_revalidation_that_misses_is_the_representation(client: httpx.AsyncClient) -> None:
+    """revalidate() returns None for a changed resource; the route sends its 200 with the
+    validators revalidate() set."""
+    response = await client.get("/revalidated", headers={"If-None-Match": '"v0"'})
+    assert response.status_code == 200
+    assert (response.headers["etag"], response.json()) == ('"v1"', {"name": "first"})
+
+
+def _bound(method: str, headers: dict[str, str]) -> Any:
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": "/",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+    }
+    return PROFILE.bind(Request(scope))
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "revalidating"),
+    [
+        ("GET", {"If-None-Match": '"v1"'}, True),
+        ("HEAD", {"If-Modified-Since": http_date(MODIFIED)}, True),
+        ("GET", {}, False),
+        ("GET", {"If-Match": '"v1"'}, False),
+        ("PUT", {"If-None-Match": "*"}, False),
+    ],
+    ids=["get-inm", "head-ims", "get-plain", "get-if-match", "put-inm"],
+)
+def test_revalidating_is_a_read_that_may_be_304(
+    method: str, headers: dict[str, str], revalidating: bool
+) -> None:
+    """Only a GET or HEAD with If-None-Match or If-Modified-Since may be answered 304."""
+    assert _bound(method, headers).revalidating is revalidating
+
+
+def test_a_failed_if_match_on_revalidate_is_still_412() -> None:
+    """revalidate() returns a 304 but raises a 412: an error stays an error."""
+    with pytest.raises(PreconditionFailed):
+        _bound("GET", {"If-Match": '"v0"'}).revalidate(STATE)

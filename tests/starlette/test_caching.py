@@ -231,6 +231,18 @@ async def test_date_from_policy_clock() -> None:
     assert response.headers.get_list("date") == [http_date(NOW)]
 
 
+async def test_date_follows_the_clock_from_second_to_second() -> None:
+    """Each response's Date is the clock's second as the response starts: the same within
+    a second, the next one once the clock moves on."""
+    readings = iter([NOW, NOW + timedelta(milliseconds=400), NOW + timedelta(seconds=1)])
+    policy = CachingPolicy(clock=lambda: next(readings))
+    app = Starlette(routes=[Route("/", lambda _: Response())])
+    install_caching(app, policy)
+    async with client_for(app) as client:
+        dates = [(await client.get("/")).headers["date"] for _ in range(3)]
+    assert dates == [http_date(NOW), http_date(NOW), http_date(NOW + timedelta(seconds=1))]
+
+
 async def test_route_date_kept() -> None:
     """A Date the route set is kept, and is the only one."""
     earlier = http_date(NOW - timedelta(minutes=5))

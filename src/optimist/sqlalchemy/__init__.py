@@ -8,6 +8,7 @@
 * :func:`get`, :func:`update`, :func:`delete`, :func:`create`: one-row reads and
   writes whose precondition (an :class:`optimist.conditions.Condition`) is part of the
   statement, and an update's :data:`Guard` (a rule about the row's own values) too;
+  :func:`validators`: the ETag and modification time alone, for a cheap 304;
 * :func:`create_clocked`, :func:`update_clocked`, :func:`delete_clocked`: writes of
   vector-clock resources, the stored clock being the compare-and-set key; preconditions
   the clock cannot decide (If-None-Match, If-Unmodified-Since) are evaluated on the
@@ -81,7 +82,16 @@ from optimist.sqlalchemy.versioned import (
     sha256_tag,
     versioned_table,
 )
-from optimist.sqlalchemy.writes import Guard, Scope, create, delete, find, get, update
+from optimist.sqlalchemy.writes import (
+    Guard,
+    Scope,
+    create,
+    delete,
+    find,
+    get,
+    update,
+    validators,
+)
 
 __all__ = [
     "DEFAULT_RETRY_AFTER",
@@ -125,6 +135,7 @@ __all__ = [
     "unavailable",
     "update",
     "update_clocked",
+    "validators",
     "versioned_table",
     "where",
 ]

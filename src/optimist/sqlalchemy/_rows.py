@@ -7,7 +7,7 @@ What every one-row operation (:mod:`~optimist.sqlalchemy.writes`,
   (``{"tenant_id": 7}``) every statement of a request carries, so that another
   tenant's row is a 404 for every operation (:func:`locate`);
 * it is read in one query, the prepared ``SELECT`` on the driver's connection when it
-  can be (:func:`find`);
+  can be (:func:`find`); a revalidation reads its validators alone (:func:`find_state`);
 * a write sets only the caller's columns: the version columns are optimist's to write,
   and an unknown column is a programming error refused before any statement
   (:func:`check_columns`);
@@ -27,15 +27,15 @@ from typing import Any, TypeAlias
 
 from sqlalchemy import ColumnElement, and_
 
-from optimist.conditions import ALWAYS, Condition
+from optimist.conditions import ALWAYS, Condition, ResourceState
 from optimist.errors import GuardFailed, PreconditionFailed, ResourceNotFound
 from optimist.sqlalchemy._fetch import fetch
-from optimist.sqlalchemy._statements import read_one
+from optimist.sqlalchemy._statements import read_one, read_validators
 from optimist.sqlalchemy._where import Guard, guard_holds
 from optimist.sqlalchemy.engine import Bind
 from optimist.sqlalchemy.versioned import Record, Versioned
 
-__all__ = ["Scope", "check_columns", "find", "locate", "meets", "refusal"]
+__all__ = ["Scope", "check_columns", "find", "find_state", "locate", "meets", "refusal"]
 
 #: Equality filters every statement of a request carries, e.g. ``{"tenant_id": 7}``.
 Scope: TypeAlias = Mapping[str, Any]
@@ -47,6 +47,22 @@ async def find(
     """The row at ``key`` in one query, or None."""
     rows = await fetch(bind, read_one(versioned, versioned.key_of(key), scope or {}))
     return versioned.record(rows[0]) if rows else None
+
+
+async def find_state(
+    bind: Bind, versioned: Versioned, key: object, *, scope: Scope | None = None
+) -> ResourceState:
+    """The validators of the row at ``key`` in one query: no other column is read."""
+    prepared = read_validators(versioned, versioned.key_of(key), scope or {})
+    rows = await fetch(bind, prepared)
+    if not rows:
+        return ResourceState.missing()
+    row = rows[0]
+    return ResourceState(
+        exists=True,
+        etag=versioned.tag(row[versioned.etag_column]),
+        last_modified=row[versioned.updated_at_column],
+    )
 
 
 def locate(

@@ -7,6 +7,7 @@ bind parameters where the values go; SQLAlchemy memoises the cache key of a stat
 object, so every later execution finds its compiled form at once:
 
 * read the row at a key within a scope: ``SELECT … WHERE pk = :k AND scope = :s``;
+* read only its validators, for a revalidation: ``SELECT etag, updated_at WHERE …``;
 * write given columns of that row, unconditionally or only while it holds one given
   entity-tag: ``UPDATE … SET c = :v, … WHERE pk = :k [AND etag = :expected]
   RETURNING …`` (a single strong If-Match, the usual precondition);
@@ -38,7 +39,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from optimist.sqlalchemy.versioned import Versioned
 
-__all__ = ["MARK", "SHAPES", "Prepared", "page_of", "read_one", "update_one"]
+__all__ = ["MARK", "SHAPES", "Prepared", "page_of", "read_one", "read_validators", "update_one"]
 
 #: The most statement shapes kept per table.
 SHAPES: Final = 256
@@ -99,6 +100,19 @@ def read_one(versioned: Versioned, parts: Sequence[Any], scope: Mapping[str, Any
         return select(versioned.table).where(*_locating(versioned, names))
 
     return Prepared(_cached(versioned, ("read", names), build), _located(parts, scope))
+
+
+def read_validators(
+    versioned: Versioned, parts: Sequence[Any], scope: Mapping[str, Any]
+) -> Prepared:
+    """``SELECT`` only the entity-tag and modification time of the row at ``parts``."""
+    names = tuple(scope)
+
+    def build() -> Executable:
+        where = _locating(versioned, names)
+        return select(versioned.etag, versioned.updated_at).where(*where)
+
+    return Prepared(_cached(versioned, ("validators", names), build), _located(parts, scope))
 
 
 def update_one(

@@ -49,6 +49,16 @@ FailedDetail = Callable[[EntityTag | None, str | None], str]
 
 _BOUND: Final = "optimist.conditional"  # scope key of the request's ConditionalRequest
 _UNCONDITIONAL: Final = Preconditions()
+_SAFE: Final = frozenset({"GET", "HEAD"})
+
+
+def _carried(response: Response) -> dict[str, str]:
+    """The :data:`~optimist.starlette.NOT_MODIFIED_FIELDS` ``response`` carries."""
+    return {
+        name: value
+        for name in NOT_MODIFIED_FIELDS
+        if (value := response.headers.get(name)) is not None
+    }
 
 
 def _parse(lines: Mapping[bytes, list[str]], allow_bare: bool) -> Preconditions:
@@ -126,6 +136,15 @@ class ConditionalRequest:
         """The condition a store must check inside its write (after :meth:`enforce`)."""
         return self.enforce().write_condition(self.profile.comparison)
 
+    @property
+    def revalidating(self) -> bool:
+        """Whether the request is a GET or HEAD that may be answered 304: it carries
+        If-None-Match or If-Modified-Since (RFC 9110 §13.2.2, steps 3 and 4)."""
+        received = self.received
+        return self.method in _SAFE and (
+            received.if_none_match is not None or received.if_modified_since is not None
+        )
+
     def evaluate(self, state: ResourceState, response: Response | None = None) -> None:
         """Decide the preconditions against ``state`` just read (RFC 9110 §13.2.2).
 
@@ -134,20 +153,33 @@ class ConditionalRequest:
         repeats the :data:`~optimist.starlette.NOT_MODIFIED_FIELDS` the route set on
         ``response`` before.
         """
+        answer = self.revalidate(state, response)
+        if answer is not None:
+            raise NotModified(state.etag, _carried(answer))
+
+    def revalidate(self, state: ResourceState, response: Response | None = None) -> Response | None:
+        """:meth:`evaluate`, with a 304 returned rather than raised: the response to send,
+        or None to go on and send the representation.
+
+        A revalidation answered 304 is the common case of a client with a cache; the
+        route returns it as it stands, without an exception and a handler in between.
+        Raises PreconditionFailed (412).
+        """
         outcome = evaluate(self.enforce(), self.method, state, comparison=self.profile.comparison)
         if outcome is Outcome.NOT_MODIFIED:
-            carried = {}
-            if response is not None:
-                carried = {
-                    name: value
-                    for name in NOT_MODIFIED_FIELDS
-                    if (value := response.headers.get(name)) is not None
-                }
-            raise NotModified(state.etag, carried)
+            # RFC 9110 §15.4.5: the ETag, and the fields a 200 would have carried that a
+            # cache updates from; no representation metadata besides.
+            answer = Response(
+                status_code=304, headers=None if response is None else _carried(response)
+            )
+            if state.etag is not None:
+                set_etag(answer, state.etag)
+            return answer
         if outcome is Outcome.PRECONDITION_FAILED:
             raise PreconditionFailed(state.etag, self._failed_detail(state.etag))
         if response is not None and state.etag is not None:
             set_etag(response, state.etag, last_modified=state.last_modified)
+        return None
 
     def problem(self, error: OptimistError) -> Problem:
         """The problem details of ``error`` raised while this request was handled."""

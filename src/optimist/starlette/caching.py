@@ -122,6 +122,9 @@ class CachingMiddleware:
     def __init__(self, app: ASGIApp, *, policy: CachingPolicy | None = None) -> None:
         self.app = app
         self.policy = policy or CachingPolicy()
+        # The Date of the clock's current second, formatted once per second.
+        self._second: datetime | None = None
+        self._date = ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,15 +149,23 @@ class CachingMiddleware:
         if identity:
             # RFC 9110 §5.3: the route's Vary lines are one list; they become one line.
             headers["Vary"] = _merged_vary(", ".join(headers.getlist("vary")), identity)
-        if "date" not in headers:
+        sent = headers.get("date")
+        if sent is None:
             # RFC 9110 §6.6.1: an origin server with a clock sends Date.
-            headers["Date"] = http_date(self.policy.clock())
-        date = parse_http_date(headers["date"])
+            now = self.policy.clock().replace(microsecond=0)
+            if now != self._second:
+                self._second, self._date = now, http_date(now)
+            sent = headers["Date"] = self._date
+            date: datetime | None = now
+        else:
+            date = parse_http_date(sent)
         modified = headers.get("last-modified")
-        changed = parse_http_date(modified) if modified is not None else None
-        if date is not None and changed is not None and changed > date:
+        if date is None or modified is None or modified == sent:
+            return
+        changed = parse_http_date(modified)
+        if changed is not None and changed > date:
             # RFC 9110 §8.8.2.1: a Last-Modified later than Date is replaced by Date.
-            headers["Last-Modified"] = headers["date"]
+            headers["Last-Modified"] = sent
 
 
 def install_caching(app: Starlette, policy: CachingPolicy | None = None) -> None:
