@@ -4,10 +4,7 @@ client runs cross-origin in headless Chromium, through a 412 and its retry."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -184,24 +181,11 @@ async def test_an_admin_response_varies_on_origin_and_identity(cors: Service) ->
 # -- seed 003's client in Chromium -----------------------------------------------------------
 
 
-class _Quiet(SimpleHTTPRequestHandler):
-    """Serves the pages, without a log line per request."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-
 @pytest.fixture(scope="module")
 def page_origin() -> Iterator[str]:
     """The origin of a static server of tests/service/browser on a port of its own."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(PAGES)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with chromium.static_origin(PAGES) as origin:
+        yield origin
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +33,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
 
-__all__ = ["FLAGS", "Request", "Traffic", "browser", "wait_for"]
+__all__ = ["FLAGS", "Request", "Traffic", "browser", "static_origin", "wait_for"]
 
 #: Headless, no sandbox (CI runs as root), and nothing that talks to the internet.
 FLAGS = (
@@ -70,6 +74,27 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    """Serves files without a log line per request."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@contextmanager
+def static_origin(directory: Path) -> Iterator[str]:
+    """The origin of a static server of ``directory`` on a port of its own: pages whose
+    origin is not the service's, for cross-origin tests."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(directory)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], T], timeout: float = 60) -> T:
