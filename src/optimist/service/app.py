@@ -46,6 +46,7 @@ from optimist.service.failures import Unfinished
 from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
+from optimist.service.ui import UI_URL, ui_app
 from optimist.service.writes import keys
 from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching, peer_guard
 
@@ -147,4 +148,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(projects.router)
     app.include_router(sessions.router)
+    # The browser app: its files, under a policy that keeps the page on the service.
+    app.mount(UI_URL, ui_app(), name="ui")
     return app

@@ -1,0 +1,1 @@
+"""Helpers that drive the browser app at /ui."""
