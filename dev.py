@@ -58,6 +58,7 @@ CORE = [
     "src/optimist/idempotency.py",
     "src/optimist/_structured.py",
     "src/optimist/peers.py",
+    "src/optimist/bearer.py",
 ]
 CORE_COVERAGE = 95
 

@@ -32,6 +32,7 @@ INTEGRATIONS: dict[str, frozenset[str]] = {
     "sqlalchemy": frozenset({"sqlalchemy", "aiosqlite", "asyncpg"}),
     "httpx": frozenset({"httpx", "anyio"}),
     "cryptography": frozenset({"cryptography"}),
+    "jwt": frozenset({"jwt", "cryptography"}),
 }
 #: The integrations an integration builds on (through their public names).
 BUILDS_ON: dict[str, frozenset[str]] = {"fastapi": frozenset({"starlette"})}

@@ -19,6 +19,7 @@ that one handler can turn any of them into problem details (RFC 9457)::
     │   ├── PreconditionFailed          412    current_etag, current
     │   │   └── VersionConflict         412    current_etag, ordering, conflict, current_clock
     │   └── NotModified                 304    current_etag
+    ├── InvalidCredentials              401    error, realm, challenge   (bearer tokens)
     ├── ResourceNotFound                404    resource, key
     ├── ResourceExists                  409    resource, key
     ├── GuardFailed                     409    resource, key, current
@@ -37,6 +38,8 @@ handler deep inside a request end it with 304 the same way it ends others.
 draft-ietf-httpapi-idempotency-key-header names ("Error Handling"), each with the draft's title;
 ``CorruptRecord`` is a stored record (an idempotency fingerprint or response) that
 cannot be read back, a fault of the server, never of the request.
+``InvalidCredentials`` refuses a request's bearer token, or its lack of one (RFC 6750
+§3.1): 401 with the ``Bearer`` challenge, or 400 for credentials sent malformed.
 ``ServiceUnavailable`` is the one 5xx a client is told about: a temporary condition
 (the database cannot be reached) that may be over in ``retry_after`` seconds.
 
@@ -65,6 +68,7 @@ __all__ = [
     "IdempotencyKeyInFlight",
     "IdempotencyKeyRequired",
     "IdempotencyKeyReused",
+    "InvalidCredentials",
     "InvalidEntityTag",
     "InvalidIdempotencyKey",
     "InvalidInput",
@@ -244,6 +248,30 @@ class NotModified(PreconditionError):
         self.current_etag = current_etag
         #: Fields the 200 would have carried that a 304 must repeat (RFC 9110 §15.4.5).
         self.headers = dict(headers or {})
+
+
+class InvalidCredentials(OptimistError):
+    """The request's bearer token was missing, malformed or not accepted (RFC 6750 §3.1).
+
+    ``error`` is RFC 6750's code: None when no credentials were sent (§3.1: the client
+    may not know that the resource needs them, so the challenge names no error),
+    ``invalid_token`` (401) for a token not accepted, ``invalid_request`` (400) for
+    credentials sent malformed or more than once. ``challenge`` is the ``Bearer``
+    challenge of :func:`optimist.bearer.challenge` for ``realm``.
+    """
+
+    status = 401
+
+    def __init__(self, detail: str, error: str | None = None, realm: str = "optimist") -> None:
+        super().__init__(detail)
+        self.error = error
+        self.realm = realm
+        if error == "invalid_request":
+            self.status = 400
+        # Imported here: optimist.bearer imports this module.
+        from optimist.bearer import challenge  # noqa: PLC0415
+
+        self.challenge = challenge(realm, error=error, description=detail if error else None)
 
 
 class ResourceNotFound(OptimistError):

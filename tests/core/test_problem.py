@@ -281,6 +281,10 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
     ),
     (errors.NotModified(EntityTag("a")), {"status": 304, "detail": "not modified"}),
     (
+        errors.InvalidCredentials("the token has expired", "invalid_token"),
+        {"status": 401, "title": "Unauthorized", "detail": "the token has expired"},
+    ),
+    (
         errors.ResourceNotFound("project", "proj_1"),
         {"status": 404, "detail": "project proj_1 not found"},
     ),
@@ -379,6 +383,7 @@ FROM_ERROR: list[tuple[errors.OptimistError, dict[str, Any]]] = [
         "VersionConflict-stale",
         "VersionConflict-concurrent",
         "NotModified",
+        "InvalidCredentials",
         "ResourceNotFound",
         "ResourceExists",
         "GuardFailed",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shlex
 import socket
@@ -24,6 +25,7 @@ from optimist.service.cli import SERVER_ENVIRONMENT, _parser, main
 from optimist.service.runtime import start
 from optimist.service.settings import ENVIRONMENT, Settings
 from tests.support.databases import scratch_database
+from tests.support.issuers import Issuer
 from tests.support.locks import write_lock
 from tests.support.servers import free_port, optimist_command
 
@@ -251,6 +253,61 @@ IN_PROCESS = {
         "OPTIMIST_CORS_ORIGINS: 'app.example' is not an origin",
         "set OPTIMIST_CORS_ORIGINS to origins such as https://app.example.com",
         {"OPTIMIST_CORS_ORIGINS": "https://ok.example app.example"},
+    ),
+    "auth-unknown": Mistake(
+        "serve --auth cookie",
+        "argument --auth: invalid choice: 'cookie'",
+        "see: optimist serve --help",
+    ),
+    "auth-variable": Mistake(
+        "serve",
+        "OPTIMIST_AUTH: 'cookie' is not a mode",
+        "set OPTIMIST_AUTH to gateway (identity header fields from the trusted peers) or token",
+        {"OPTIMIST_AUTH": "cookie"},
+    ),
+    "token-without-keys": Mistake(
+        "serve --auth token --jwt-audience api --jwt-issuer https://idp.example",
+        "OPTIMIST_JWT_KEYS: not set, and token mode needs it",
+        "give --jwt-keys the path of a PEM public key or certificate, or of a JWKS document, "
+        "or set OPTIMIST_JWT_KEYS",
+    ),
+    "token-without-audience": Mistake(
+        "serve --jwt-keys {tmp}/keys.pem --jwt-issuer https://idp.example",
+        "OPTIMIST_JWT_AUDIENCE: not set, and token mode needs it",
+        "give --jwt-audience the audience (aud)",
+        {"OPTIMIST_AUTH": "token"},
+    ),
+    "token-without-issuer": Mistake(
+        "serve --auth token --jwt-keys {tmp}/keys.pem --jwt-audience api",
+        "OPTIMIST_JWT_ISSUER: not set, and token mode needs it",
+        "give --jwt-issuer the identity provider's issuer (iss)",
+    ),
+    "jwt-keys-absent": Mistake(
+        "serve --auth token --jwt-keys {tmp}/absent.pem --jwt-audience api --jwt-issuer idp",
+        "--jwt-keys: {tmp}/absent.pem: No such file or directory",
+        "give --jwt-keys a PEM public key or certificate, or a JWKS document",
+    ),
+    "jwt-keys-not-keys": Mistake(
+        "serve --auth token --jwt-keys {tmp}/serve.log --jwt-audience api --jwt-issuer idp",
+        "--jwt-keys: {tmp}/serve.log: neither a PEM public key or certificate nor a JWKS",
+        "give --jwt-keys a PEM public key or certificate, or a JWKS document",
+    ),
+    "jwt-keys-variable": Mistake(
+        "serve --auth token --jwt-audience api --jwt-issuer idp",
+        "OPTIMIST_JWT_KEYS: {tmp}/absent.json: No such file or directory",
+        "set OPTIMIST_JWT_KEYS to a PEM public key or certificate, or a JWKS document",
+        {"OPTIMIST_JWT_KEYS": "{tmp}/absent.json"},
+    ),
+    "jwt-leeway-negative": Mistake(
+        "serve --jwt-leeway -5",
+        "--jwt-leeway: -5 is not a number of seconds, 0 or more",
+        "give --jwt-leeway a number of seconds, 0 or more",
+    ),
+    "jwt-leeway-variable": Mistake(
+        "serve",
+        "OPTIMIST_JWT_LEEWAY: 'soon' is not a number",
+        "set OPTIMIST_JWT_LEEWAY to a number of seconds, 0 or more",
+        {"OPTIMIST_JWT_LEEWAY": "soon"},
     ),
 }
 
@@ -550,6 +607,53 @@ def test_no_warning_otherwise(
     main(["serve", "--port", str(free_port()), *arguments])
     assert served
     assert WARNING not in capsys.readouterr().err
+
+
+def test_no_warning_for_every_peer_in_token_mode(
+    tmp_path: Path,
+    served: list[tuple[Settings, dict[str, object]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In token mode the identity fields are believed from no peer: no warning is due."""
+    keys = tmp_path / "keys.pem"
+    keys.write_bytes(Issuer().public_pem())
+    token = ["--auth", "token", "--jwt-keys", str(keys), "--jwt-audience", "a", "--jwt-issuer", "i"]
+    main(["serve", "--port", str(free_port()), "--host", "0.0.0.0", "--trusted-peers", "*", *token])
+    assert served
+    assert WARNING not in capsys.readouterr().err
+
+
+def test_identity_options_reach_the_workers(
+    tmp_path: Path, served: list[tuple[Settings, dict[str, object]]]
+) -> None:
+    """Token mode's options and --require-identity are what every worker builds with."""
+    keys = tmp_path / "jwks.json"
+    keys.write_text(json.dumps({"keys": [Issuer().jwk()]}))
+    main([
+        "serve", "--port", str(free_port()), "--auth", "token", "--jwt-keys", str(keys),
+        "--jwt-audience", "api", "--jwt-issuer", "https://idp.example", "--jwt-leeway", "7",
+        "--tenant-claim", "org", "--role-claim", "perm", "--require-identity",
+    ])  # fmt: skip
+    [(settings, _)] = served
+    chosen = (settings.auth, settings.jwt_keys, settings.jwt_audience, settings.jwt_issuer)
+    assert chosen == ("token", keys, "api", "https://idp.example")
+    assert settings.jwt_leeway.total_seconds() == 7
+    assert (settings.tenant_claim, settings.role_claim) == ("org", "perm")
+    assert settings.require_identity
+    assert Settings.from_environment() == settings
+
+
+def test_a_private_key_for_jwt_keys_is_a_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A private key given to verify with: refused at start, saying to give the public key."""
+    keys = tmp_path / "private.pem"
+    keys.write_bytes(Issuer().private_pem())
+    token = ["--auth", "token", "--jwt-keys", str(keys), "--jwt-audience", "a", "--jwt-issuer", "i"]
+    said = stopped(["serve", *token], capsys)
+    assert_said(
+        said, Mistake("", f"--jwt-keys: {keys} holds a private key", "give --jwt-keys a PEM")
+    )
 
 
 def test_trusted_peers_reach_the_workers(

@@ -57,6 +57,14 @@ def test_environment_round_trips() -> None:
         busy_timeout=2.5,
         cors_origins=("https://app.example.com", "http://localhost:5173", "*"),
         trusted_peers=TrustedPeers.parse("10.0.0.5,192.168.0.0/16,2001:db8::/32"),
+        auth="token",
+        jwt_keys=Path("/etc/optimist/jwks.json"),
+        jwt_audience="api",
+        jwt_issuer="https://idp.example",
+        jwt_leeway=timedelta(seconds=12.5),
+        tenant_claim="org",
+        role_claim="https://example.com/role",
+        require_identity=True,
     )
     assert Settings.from_environment(settings.to_environment()) == settings
 
@@ -356,3 +364,47 @@ def test_bad_trusted_peers_are_refused(value: str) -> None:
     with pytest.raises(InvalidSetting) as refused:
         Settings.from_environment({PEERS: value, "OPTIMIST_NODE_ID": "n"})
     assert refused.value.name == "trusted_peers"
+
+
+def test_identity_defaults_are_the_gateways() -> None:
+    """Unset, identity comes from the gateway, only the admin API needs it, and a token's
+    tenant and role claims would be tenant and role."""
+    settings = Settings.from_environment({"OPTIMIST_NODE_ID": "n"})
+    assert (settings.auth, settings.require_identity) == ("gateway", False)
+    assert (settings.tenant_claim, settings.role_claim) == ("tenant", "role")
+    assert settings.jwt_leeway == timedelta(seconds=30)
+
+
+@pytest.mark.parametrize(
+    ("missing", "variable"),
+    [
+        ("jwt_keys", "OPTIMIST_JWT_KEYS"),
+        ("jwt_audience", "OPTIMIST_JWT_AUDIENCE"),
+        ("jwt_issuer", "OPTIMIST_JWT_ISSUER"),
+    ],
+    ids=["keys", "audience", "issuer"],
+)
+def test_token_mode_needs_keys_audience_and_issuer(missing: str, variable: str) -> None:
+    """Token mode without its keys, audience or issuer is refused, naming the one missing."""
+    env = {
+        "OPTIMIST_NODE_ID": "n",
+        "OPTIMIST_AUTH": "token",
+        "OPTIMIST_JWT_KEYS": "keys.pem",
+        "OPTIMIST_JWT_AUDIENCE": "api",
+        "OPTIMIST_JWT_ISSUER": "https://idp.example",
+    }
+    del env[variable]
+    with pytest.raises(InvalidSetting, match="token mode needs it") as refused:
+        Settings.from_environment(env)
+    assert refused.value.name == missing
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OPTIMIST_AUTH", "cookie"), ("OPTIMIST_JWT_LEEWAY", "-1"), ("OPTIMIST_JWT_LEEWAY", "nan")],
+    ids=["unknown-mode", "negative-leeway", "nan-leeway"],
+)
+def test_bad_identity_settings_are_refused(variable: str, value: str) -> None:
+    """An unknown mode, or a leeway that is no number of seconds from 0, is refused."""
+    with pytest.raises(InvalidSetting):
+        Settings.from_environment({"OPTIMIST_NODE_ID": "n", variable: value})

@@ -24,6 +24,7 @@ Modules, one concept each:
 * :mod:`~optimist.httpx.updates`: the update flow (read, change, write, merge on 412);
 * :mod:`~optimist.httpx.apis`: the adapter seam, how one API shapes its bodies;
 * :mod:`~optimist.httpx.backoff`: bounded jittered backoff and Retry-After;
+* :mod:`~optimist.httpx.bearer`: :class:`BearerToken`, an access token on every request;
 * :mod:`~optimist.httpx.cache`: the entity-tag cache behind conditional GETs;
 * :mod:`~optimist.httpx.keys`: the Idempotency-Key of each attempt, and what answers say;
 * :mod:`~optimist.httpx.outcomes`: what the operations return.
@@ -43,6 +44,7 @@ from optimist.httpx.apis import (
     Write,
 )
 from optimist.httpx.backoff import Backoff, parse_retry_after
+from optimist.httpx.bearer import BearerToken
 from optimist.httpx.cache import ETagCache
 from optimist.httpx.client import AsyncClient, Client
 from optimist.httpx.outcomes import (
@@ -62,6 +64,7 @@ __all__ = [
     "Api",
     "AsyncClient",
     "Backoff",
+    "BearerToken",
     "Body",
     "Change",
     "Client",

@@ -37,9 +37,9 @@ from optimist.fastapi import HeadMiddleware, install_idempotency, install_proble
 from optimist.service import admin, health, projects, sessions
 from optimist.service.admin.identity import (
     CSRF_HEADER,
-    IDENTITY_HEADERS,
     ROLE_HEADER,
     TENANT_HEADER,
+    identity_guard,
 )
 from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
 from optimist.service.failures import Unfinished
@@ -48,7 +48,7 @@ from optimist.service.runtime import prepare, start
 from optimist.service.settings import Settings
 from optimist.service.ui import UI_URL, ui_app
 from optimist.service.writes import keys
-from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching, peer_guard
+from optimist.starlette import CachingPolicy, VectorClockMiddleware, install_caching
 
 __all__ = [
     "CACHING",
@@ -66,8 +66,8 @@ CACHING = CachingPolicy(identity=(TENANT_HEADER, ROLE_HEADER), paths=(admin.rout
 CORS_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 #: The request header fields the APIs read, which a preflight allows: the four
 #: preconditions (the sessions API's vector clock travels in If-Match), the idempotency
-#: key of a client's retried write, the body's media type, and the admin API's identity
-#: and CSRF fields.
+#: key of a client's retried write, the body's media type, the admin API's identity
+#: and CSRF fields, and a bearer token (token mode).
 CORS_REQUEST_HEADERS: Final = (
     "If-Match",
     "If-None-Match",
@@ -78,6 +78,7 @@ CORS_REQUEST_HEADERS: Final = (
     TENANT_HEADER,
     ROLE_HEADER,
     CSRF_HEADER,
+    "Authorization",
 )
 #: The response header fields a script may read besides the safelisted ones: the
 #: validators it sends back (ETag, which carries a session's vector clock, and
@@ -115,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=DOCS_URL,
         redoc_url=REDOC_URL,
-        dependencies=[Depends(peer_guard(settings.trusted_peers, IDENTITY_HEADERS))],
+        dependencies=[Depends(identity_guard(settings))],
     )
     install_problem_handlers(app)
     # A resent write is answered with its first answer; the document lists the key.

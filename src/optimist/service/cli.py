@@ -7,7 +7,9 @@ An operator's mistake (a value, an address, a database: :mod:`optimist.service.m
 stops the command with exit status 2 and two lines on stderr, what is wrong and what to
 do; so does a mistake in the command line itself. Serving on an address other machines
 reach while trusting every peer with identity (``--trusted-peers '*'``) is allowed, for
-a server only its gateway can reach, and said in one warning line at start. Variables
+a server only its gateway can reach, and said in one warning line at start (in gateway
+mode: in token mode those fields are believed from no peer). In token mode the keys
+file is read at start, so that one the service cannot use is a mistake too. Variables
 are read only when a command runs, so that a bad one never breaks ``optimist --help``,
 and the web framework, SQLAlchemy and uvicorn are imported only then, so that
 ``--help`` answers at once.
@@ -34,10 +36,12 @@ from optimist.service.mistakes import (
     setting_mistake,
 )
 from optimist.service.settings import (
+    AUTH_MODES,
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_JWT_LEEWAY,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_READY_TIMEOUT,
     ENVIRONMENT,
@@ -202,6 +206,7 @@ def _parser() -> _Parser:
         "from any other peer the admin API answers 401 (env OPTIMIST_TRUSTED_PEERS; "
         "default: loopback, 127.0.0.0/8 and ::1)",
     )
+    _identity_options(serve)
     common(serve)
     limits(serve, "timeouts and limits", {**_LIMITS, **_DATABASE_LIMITS})
 
@@ -210,6 +215,57 @@ def _parser() -> _Parser:
     limits(migrate, "timeouts", _DATABASE_LIMITS)
     parser.commands = {"serve": serve, "migrate": migrate}
     return parser
+
+
+#: Options of ``serve`` that say where identity comes from: option → (metavar, help).
+_IDENTITY: Final = {
+    "jwt_keys": (
+        "FILE",
+        "token mode: the public keys tokens are verified with, a PEM public key or "
+        "certificate, or a JWKS document; read at start (env OPTIMIST_JWT_KEYS)",
+    ),
+    "jwt_audience": (
+        "AUDIENCE",
+        "token mode: the audience (aud) a token must name (env OPTIMIST_JWT_AUDIENCE)",
+    ),
+    "jwt_issuer": (
+        "ISSUER",
+        "token mode: the issuer (iss) a token must name (env OPTIMIST_JWT_ISSUER)",
+    ),
+    "jwt_leeway": (
+        "SECONDS",
+        "token mode: clock skew allowed on a token's exp, nbf and iat "
+        f"(env OPTIMIST_JWT_LEEWAY; default {DEFAULT_JWT_LEEWAY:g})",
+    ),
+    "tenant_claim": (
+        "CLAIM",
+        "token mode: the claim that names the tenant (env OPTIMIST_TENANT_CLAIM; default tenant)",
+    ),
+    "role_claim": (
+        "CLAIM",
+        "token mode: the claim that names the role (env OPTIMIST_ROLE_CLAIM; default role)",
+    ),
+}
+
+
+def _identity_options(serve: argparse.ArgumentParser) -> None:
+    """The options of ``serve`` that say where identity comes from, and who needs it."""
+    group = serve.add_argument_group("identity")
+    group.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        help="where identity comes from: gateway, X-Tenant-Id and X-User-Role from the "
+        "trusted peers; token, a bearer JWT in Authorization, and the identity fields "
+        "are refused (env OPTIMIST_AUTH; default gateway)",
+    )
+    for name, (metavar, text) in _IDENTITY.items():
+        group.add_argument(option_of(name), metavar=metavar, help=text)
+    group.add_argument(
+        "--require-identity",
+        action="store_true",
+        help="the projects and test-sessions APIs need an identity too, as the admin API "
+        "does (any tenant and role) (env OPTIMIST_REQUIRE_IDENTITY=1)",
+    )
 
 
 def _given(arguments: argparse.Namespace) -> dict[str, str]:
@@ -221,6 +277,8 @@ def _given(arguments: argparse.Namespace) -> dict[str, str]:
             "read_database_url",
             "node_id",
             "trusted_peers",
+            "auth",
+            *_IDENTITY,
             *_LIMITS,
             *_DATABASE_LIMITS,
         )
@@ -228,6 +286,8 @@ def _given(arguments: argparse.Namespace) -> dict[str, str]:
     given = {name: value for name, value in values.items() if value is not None}
     if arguments.no_demo_data:
         given["demo_data"] = "0"
+    if getattr(arguments, "require_identity", False):
+        given["require_identity"] = "1"
     origins = getattr(arguments, "cors_origins", None)
     if origins is not None:
         given["cors_origins"] = ",".join(origins)
@@ -276,6 +336,18 @@ def _checked(given: dict[str, str]) -> Settings:
             check_driver(settings.read_database_url)
         except InvalidDatabaseURL as error:
             raise InvalidSetting.of_database_url(error, "read_database_url") from None
+    if settings.auth == "token":
+        # Read now, so that a key file the service cannot use is a mistake at start.
+        from optimist.service.admin.identity import verifier_of  # noqa: PLC0415
+
+        try:
+            verifier_of(settings)
+        except ValueError as error:
+            raise InvalidSetting(
+                "jwt_keys",
+                str(error),
+                "a PEM public key or certificate, or a JWKS document of public signature keys",
+            ) from None
     return settings
 
 
@@ -332,7 +404,8 @@ def _run(arguments: argparse.Namespace) -> None:
             settings = fit_connections(settings)
         except ValueError as error:
             raise Mistake(str(error)) from None
-        if settings.trusted_peers.everyone and not _loopback(host):
+        gateway = settings.auth == "gateway"
+        if gateway and settings.trusted_peers.everyone and not _loopback(host):
             print(
                 f"optimist: warning: serving on {host} and believing X-Tenant-Id and "
                 "X-User-Role from every peer: only the gateway may reach this port",

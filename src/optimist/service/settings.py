@@ -17,7 +17,10 @@ database URL is checked and completed by :mod:`optimist.service.database_url`, i
 ``?pooler=`` (the mode of a connection pooler such as PgBouncer in front of PostgreSQL,
 docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`,
 the trusted peers (whose identity header fields the admin API believes: the gateway's
-addresses, loopback by default) by :func:`parse_trusted_peers`.
+addresses, loopback by default) by :func:`parse_trusted_peers`. In token mode
+(``auth="token"``) identity comes from a bearer token instead: the keys file, audience
+and issuer it is checked against are required here, and the file is read (with
+``optimist.jwt``) when the application is built, or by the command line at start.
 The read database URL (a streaming replica of the database, which serves the APIs'
 reads: :mod:`optimist.service.reads`) is checked the same way, and must name PostgreSQL
 as the database URL does: SQLite has no replica.
@@ -44,10 +47,12 @@ from optimist.service.database_url import InvalidDatabaseURL, normalized, redact
 from optimist.vclock import VectorClock
 
 __all__ = [
+    "AUTH_MODES",
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_BUSY_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_JWT_LEEWAY",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_READY_TIMEOUT",
     "ENVIRONMENT",
@@ -80,7 +85,21 @@ ENVIRONMENT = {
     "busy_timeout": "OPTIMIST_BUSY_TIMEOUT",
     "cors_origins": "OPTIMIST_CORS_ORIGINS",
     "trusted_peers": "OPTIMIST_TRUSTED_PEERS",
+    "auth": "OPTIMIST_AUTH",
+    "jwt_keys": "OPTIMIST_JWT_KEYS",
+    "jwt_audience": "OPTIMIST_JWT_AUDIENCE",
+    "jwt_issuer": "OPTIMIST_JWT_ISSUER",
+    "jwt_leeway": "OPTIMIST_JWT_LEEWAY",
+    "tenant_claim": "OPTIMIST_TENANT_CLAIM",
+    "role_claim": "OPTIMIST_ROLE_CLAIM",
+    "require_identity": "OPTIMIST_REQUIRE_IDENTITY",
 }
+
+#: Where the identity of a request comes from: the gateway's header fields, believed
+#: from the trusted peers, or a bearer token (a JWT) the service verifies itself.
+AUTH_MODES: Final = ("gateway", "token")
+#: Seconds of clock skew allowed on a token's exp, nbf and iat by default.
+DEFAULT_JWT_LEEWAY: Final = 30.0
 
 #: Seconds, then connections: the defaults of the server's limits (docs/service.md).
 DEFAULT_HEAD_TIMEOUT: Final = 10.0
@@ -227,6 +246,16 @@ def parse_trusted_peers(text: str) -> TrustedPeers:
         raise InvalidSetting("trusted_peers", str(error), _EXPECTED["trusted_peers"]) from None
 
 
+def _leeway(seconds: float) -> timedelta:
+    """``seconds`` of clock skew, or InvalidSetting if negative or not finite."""
+    # NaN compares false both ways: refuse whatever is not a finite number from 0.
+    if not 0 <= seconds < math.inf:
+        raise InvalidSetting(
+            "jwt_leeway", f"{seconds:g} is not {_EXPECTED['jwt_leeway']}", _EXPECTED["jwt_leeway"]
+        )
+    return timedelta(seconds=seconds)
+
+
 def _flag(value: str) -> bool:
     return value.strip().lower() not in {"0", "false", "no", "off", ""}
 
@@ -252,7 +281,15 @@ _EXPECTED: Final = {
     "max_connections": "a whole number of connections, 1 or more",
     "trusted_peers": "the gateway's addresses or networks separated by commas, such as "
     "10.0.0.5,192.168.1.0/24, or * for every peer",
+    "auth": "gateway (identity header fields from the trusted peers) or token (a bearer JWT)",
+    "jwt_keys": "the path of a PEM public key or certificate, or of a JWKS document",
+    "jwt_audience": "the audience (aud) the identity provider issues this service's tokens for",
+    "jwt_issuer": "the identity provider's issuer (iss), as its tokens name it",
+    "jwt_leeway": "a number of seconds, 0 or more",
+    "tenant_claim": "the name of a claim, such as tenant or org_id",
+    "role_claim": "the name of a claim, such as role",
 }
+_TOKEN_SETTINGS: Final = ("jwt_keys", "jwt_audience", "jwt_issuer")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -291,6 +328,19 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     #: The peers whose identity header fields the admin API believes: loopback by default.
     trusted_peers: TrustedPeers = TrustedPeers.LOOPBACK
+    #: Where identity comes from: ``gateway`` (the default) or ``token`` (:data:`AUTH_MODES`).
+    auth: str = "gateway"
+    #: Token mode: the file of the public keys (PEM, or a JWKS document) tokens are
+    #: verified with, the audience and issuer they must name, and the clock skew allowed.
+    jwt_keys: Path | None = None
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_leeway: timedelta = timedelta(seconds=DEFAULT_JWT_LEEWAY)
+    #: Token mode: the claims that name the tenant and the role.
+    tenant_claim: str = "tenant"
+    role_claim: str = "role"
+    #: Whether the projects and sessions APIs need an identity too (any role, any tenant).
+    require_identity: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -328,6 +378,27 @@ class Settings:
                 _EXPECTED["max_connections"],
             )
         object.__setattr__(self, "cors_origins", parse_origins(self.cors_origins))
+        self._check_auth()
+
+    def _check_auth(self) -> None:
+        """Refuse an unknown mode, and token mode without what it verifies tokens with."""
+        if self.auth not in AUTH_MODES:
+            raise InvalidSetting("auth", f"{self.auth[:40]!r} is not a mode", _EXPECTED["auth"])
+        _leeway(self.jwt_leeway.total_seconds())
+        for name in ("tenant_claim", "role_claim"):
+            if not getattr(self, name).strip():
+                raise InvalidSetting(name, "empty", _EXPECTED[name])
+        if self.auth != "token":
+            return
+        for name in _TOKEN_SETTINGS:
+            if not getattr(self, name):
+                option, variable = f"--{name.replace('_', '-')}", ENVIRONMENT[name]
+                raise InvalidSetting(
+                    name,
+                    "not set, and token mode needs it",
+                    _EXPECTED[name],
+                    f"give {option} {_EXPECTED[name]}, or set {variable}",
+                )
 
     def _check_read_database_url(self) -> None:
         """Complete the read database URL with its driver, or refuse it with what it takes."""
@@ -372,6 +443,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         peers = env.get(ENVIRONMENT["trusted_peers"], "").strip()
+        keys = env.get(ENVIRONMENT["jwt_keys"], "").strip()
         return cls(
             database_url=env.get(ENVIRONMENT["database_url"]) or default_database_url(),
             node_id=env.get(ENVIRONMENT["node_id"]) or default_node_id(),
@@ -388,6 +460,14 @@ class Settings:
             busy_timeout=_number(env, "busy_timeout", float, DEFAULT_BUSY_TIMEOUT),
             cors_origins=parse_origins([env.get(ENVIRONMENT["cors_origins"], "")]),
             trusted_peers=parse_trusted_peers(peers) if peers else TrustedPeers.LOOPBACK,
+            auth=env.get(ENVIRONMENT["auth"], "").strip().lower() or "gateway",
+            jwt_keys=Path(keys) if keys else None,
+            jwt_audience=env.get(ENVIRONMENT["jwt_audience"], "").strip() or None,
+            jwt_issuer=env.get(ENVIRONMENT["jwt_issuer"], "").strip() or None,
+            jwt_leeway=_leeway(_number(env, "jwt_leeway", float, DEFAULT_JWT_LEEWAY)),
+            tenant_claim=env.get(ENVIRONMENT["tenant_claim"], "").strip() or "tenant",
+            role_claim=env.get(ENVIRONMENT["role_claim"], "").strip() or "role",
+            require_identity=_flag(env.get(ENVIRONMENT["require_identity"], "0")),
         )
 
     def to_environment(self) -> dict[str, str]:
@@ -409,6 +489,15 @@ class Settings:
             # Written even when empty: an inherited variable must not add origins.
             ENVIRONMENT["cors_origins"]: ",".join(self.cors_origins),
             ENVIRONMENT["trusted_peers"]: str(self.trusted_peers),
+            ENVIRONMENT["auth"]: self.auth,
+            # Written even when unset: an inherited variable must not configure tokens.
+            ENVIRONMENT["jwt_keys"]: str(self.jwt_keys or ""),
+            ENVIRONMENT["jwt_audience"]: self.jwt_audience or "",
+            ENVIRONMENT["jwt_issuer"]: self.jwt_issuer or "",
+            ENVIRONMENT["jwt_leeway"]: str(self.jwt_leeway.total_seconds()),
+            ENVIRONMENT["tenant_claim"]: self.tenant_claim,
+            ENVIRONMENT["role_claim"]: self.role_claim,
+            ENVIRONMENT["require_identity"]: "1" if self.require_identity else "0",
         }
         if self.secret_key:
             env[ENVIRONMENT["secret_key"]] = self.secret_key

@@ -25,12 +25,17 @@ keep RFC 9110 §13.2.1's precedence, and seed 000's vector-clock middleware as p
   :func:`peer_guard`, which refuse with :class:`UntrustedPeer` (401, with a
   ``WWW-Authenticate`` challenge) identity fields from a peer outside the
   :class:`~optimist.peers.TrustedPeers`.
+* :mod:`~optimist.starlette.bearer`: :func:`authenticate` and its dependency
+  :func:`bearer_guard`, which take a request's caller from its bearer token through any
+  :class:`~optimist.bearer.TokenVerifier`, and refuse with
+  :class:`~optimist.errors.InvalidCredentials` (401 with a ``Bearer`` challenge).
 * ``_fields``: the header fields read and written (precondition lines, ``Allow``,
   ETag and Last-Modified), one helper each; :func:`allowed_methods` and
   :func:`allow_field` are public for ``optimist.fastapi``'s HEAD support.
 """
 
 from optimist.starlette._fields import allow_field, allowed_methods
+from optimist.starlette.bearer import authenticate, bearer_guard
 from optimist.starlette.binding import (
     ConditionalProfile,
     ConditionalRequest,
@@ -114,6 +119,8 @@ __all__ = [
     "VectorClockMiddleware",
     "allow_field",
     "allowed_methods",
+    "authenticate",
+    "bearer_guard",
     "bound_request",
     "check_peer",
     "client_clock",

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import JSONResponse, Response
 
 from optimist.errors import GuardFailed
 from optimist.fastapi import problem_responses, representation_responses
 from optimist.problem import Problem
 from optimist.service import schema
+from optimist.service.admin.identity import authenticated
 from optimist.service.projects.bodies import (
     TRANSITIONS,
     ProjectChanges,
@@ -61,7 +62,10 @@ def _respond(
     return response
 
 
-router = APIRouter(tags=["projects"], route_class=ProjectRoute)
+# With --require-identity, every route needs the identity the admin API needs.
+router = APIRouter(
+    tags=["projects"], route_class=ProjectRoute, dependencies=[Depends(authenticated)]
+)
 
 
 @router.post(

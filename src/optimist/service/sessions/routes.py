@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import JSONResponse, Response
 
 from optimist.conditions import Condition
 from optimist.fastapi import PrecedenceRoute, problem_responses, representation_responses
 from optimist.service import schema
+from optimist.service.admin.identity import authenticated
 from optimist.service.bodies import MERGE_PATCH, openapi_body, read_body
 from optimist.service.reads import read, read_page
 from optimist.service.runtime import RuntimeDep
@@ -63,7 +64,13 @@ def _respond(record: Record, status: int = 200) -> Response:
     return response
 
 
-router = APIRouter(prefix=PATH, tags=["test sessions"], route_class=PrecedenceRoute)
+# With --require-identity, every route needs the identity the admin API needs.
+router = APIRouter(
+    prefix=PATH,
+    tags=["test sessions"],
+    route_class=PrecedenceRoute,
+    dependencies=[Depends(authenticated)],
+)
 
 
 @router.post(
