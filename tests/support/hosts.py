@@ -20,6 +20,7 @@ CI it fails.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
@@ -41,6 +42,22 @@ __all__ = ["SUBNET", "AppHost", "Host", "network_hosts", "serve_on"]
 
 #: The addresses of host N are 10.231.N.0/24.
 SUBNET: Final = "10.231"
+#: Held while a process picks its hosts' numbers and makes their links, so that tests
+#: in other processes (xdist's workers) never take the same /24.
+_ALLOCATION: Final = Path("/tmp/optimist-netns.lock")
+
+
+def _numbers_in_use() -> set[int]:
+    """The host numbers whose /24 some link on this machine has an address in."""
+    shown = subprocess.run(
+        ["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True, check=True
+    ).stdout
+    prefix = f" {SUBNET}."
+    return {
+        int(line.split(prefix, 1)[1].split(".", 1)[0])
+        for line in shown.splitlines()
+        if prefix in line
+    }
 
 
 def _ip(*arguments: str) -> None:
@@ -102,20 +119,14 @@ def network_hosts(count: int) -> Iterator[list[Host]]:
     """``count`` hosts, up and reachable from this machine; all removed at the end."""
     _require()
     tag = os.getpid()
-    hosts = [Host(n, f"optimist-h{n}-{tag}", f"oh{n}x{tag}"[:15]) for n in range(1, count + 1)]
     made: list[Host] = []
     try:
-        for host in hosts:
-            _ip("netns", "add", host.namespace)
-            made.append(host)
-            inside = f"{host.link[:12]}in"
-            _ip("link", "add", host.link, "type", "veth", "peer", "name", inside)
-            _ip("link", "set", inside, "netns", host.namespace)
-            _ip("addr", "add", f"{host.gateway}/24", "dev", host.link)
-            _ip("link", "set", host.link, "up")
-            _ip(*host.command("ip", "addr", "add", f"{host.address}/24", "dev", inside)[1:])
-            _ip(*host.command("ip", "link", "set", inside, "up")[1:])
-            _ip(*host.command("ip", "link", "set", "lo", "up")[1:])
+        with _ALLOCATION.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = _numbers_in_use()
+            numbers = [n for n in range(1, 255) if n not in taken][:count]
+            hosts = [Host(n, f"optimist-h{n}-{tag}", f"oh{n}x{tag}"[:15]) for n in numbers]
+            _link(hosts, made)
         yield hosts
     finally:
         for host in made:
@@ -124,6 +135,21 @@ def network_hosts(count: int) -> Iterator[list[Host]]:
                     os.kill(pid, signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", host.namespace], check=False, timeout=PATIENCE)
             subprocess.run(["ip", "link", "del", host.link], capture_output=True, check=False)
+
+
+def _link(hosts: list[Host], made: list[Host]) -> None:
+    """Make each host's namespace and link; ``made`` collects those to remove."""
+    for host in hosts:
+        _ip("netns", "add", host.namespace)
+        made.append(host)
+        inside = f"{host.link[:12]}in"
+        _ip("link", "add", host.link, "type", "veth", "peer", "name", inside)
+        _ip("link", "set", inside, "netns", host.namespace)
+        _ip("addr", "add", f"{host.gateway}/24", "dev", host.link)
+        _ip("link", "set", host.link, "up")
+        _ip(*host.command("ip", "addr", "add", f"{host.address}/24", "dev", inside)[1:])
+        _ip(*host.command("ip", "link", "set", inside, "up")[1:])
+        _ip(*host.command("ip", "link", "set", "lo", "up")[1:])
 
 
 @dataclass
