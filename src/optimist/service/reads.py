@@ -34,6 +34,8 @@ every GET.
 
 from __future__ import annotations
 
+from typing import overload
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -73,15 +75,39 @@ async def read(
     replica = runtime.read_engine
     if replica is runtime.engine:
         return await _decided(runtime.engine, versioned, key, conditions, scope)
+    # The client holds a version the replica may not have as current: possibly a newer
+    # one (its own write). Unless the replica answers 304, the primary answers, so that
+    # the client never goes back; the replica's row is not read for nothing.
+    holding = conditions.received.if_none_match is not None
     try:
-        record = await _decided(replica, versioned, key, conditions, scope)
+        record = await _decided(replica, versioned, key, conditions, scope, whole=not holding)
     except (ResourceNotFound, PreconditionFailed, ServiceUnavailable):
         return await _decided(runtime.engine, versioned, key, conditions, scope)
-    if conditions.received.if_none_match is not None:
-        # The client holds a version the replica does not have as current: possibly a
-        # newer one (its own write). The primary answers, so that it never goes back.
+    if record is None:
         return await _decided(runtime.engine, versioned, key, conditions, scope)
     return record
+
+
+@overload
+async def _decided(
+    engine: AsyncEngine,
+    versioned: Versioned,
+    key: object,
+    conditions: ConditionalRequest,
+    scope: Scope | None,
+) -> Record: ...
+
+
+@overload
+async def _decided(
+    engine: AsyncEngine,
+    versioned: Versioned,
+    key: object,
+    conditions: ConditionalRequest,
+    scope: Scope | None,
+    *,
+    whole: bool,
+) -> Record | None: ...
 
 
 async def _decided(
@@ -90,10 +116,16 @@ async def _decided(
     key: object,
     conditions: ConditionalRequest,
     scope: Scope | None,
-) -> Record:
+    *,
+    whole: bool = True,
+) -> Record | None:
+    """The row, the preconditions decided on it; a revalidation on its validators first.
+    Not ``whole``: None for a revalidation that is no 304, rather than the row."""
     if conditions.revalidating:
         # A client with a copy: the row's validators alone decide a 304, before the row.
         conditions.evaluate(await validators(engine, versioned, key, scope=scope))
+        if not whole:
+            return None
     record = await get(engine, versioned, key, scope=scope)
     conditions.evaluate(record.state)
     return record

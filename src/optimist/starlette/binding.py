@@ -153,9 +153,8 @@ class ConditionalRequest:
         repeats the :data:`~optimist.starlette.NOT_MODIFIED_FIELDS` the route set on
         ``response`` before.
         """
-        answer = self.revalidate(state, response)
-        if answer is not None:
-            raise NotModified(state.etag, _carried(answer))
+        if self._decide(state, response) is Outcome.NOT_MODIFIED:
+            raise NotModified(state.etag, {} if response is None else _carried(response))
 
     def revalidate(self, state: ResourceState, response: Response | None = None) -> Response | None:
         """:meth:`evaluate`, with a 304 returned rather than raised: the response to send,
@@ -165,21 +164,24 @@ class ConditionalRequest:
         route returns it as it stands, without an exception and a handler in between.
         Raises PreconditionFailed (412).
         """
+        if self._decide(state, response) is not Outcome.NOT_MODIFIED:
+            return None
+        # RFC 9110 §15.4.5: the ETag, and the fields a 200 would have carried that a
+        # cache updates from; no representation metadata besides.
+        answer = Response(status_code=304, headers=None if response is None else _carried(response))
+        if state.etag is not None:
+            set_etag(answer, state.etag)
+        return answer
+
+    def _decide(self, state: ResourceState, response: Response | None) -> Outcome:
+        """The outcome against ``state``; a 412 raised, a representation's validators set
+        on ``response``."""
         outcome = evaluate(self.enforce(), self.method, state, comparison=self.profile.comparison)
-        if outcome is Outcome.NOT_MODIFIED:
-            # RFC 9110 §15.4.5: the ETag, and the fields a 200 would have carried that a
-            # cache updates from; no representation metadata besides.
-            answer = Response(
-                status_code=304, headers=None if response is None else _carried(response)
-            )
-            if state.etag is not None:
-                set_etag(answer, state.etag)
-            return answer
         if outcome is Outcome.PRECONDITION_FAILED:
             raise PreconditionFailed(state.etag, self._failed_detail(state.etag))
-        if response is not None and state.etag is not None:
+        if outcome is Outcome.PROCEED and response is not None and state.etag is not None:
             set_etag(response, state.etag, last_modified=state.last_modified)
-        return None
+        return outcome
 
     def problem(self, error: OptimistError) -> Problem:
         """The problem details of ``error`` raised while this request was handled."""
