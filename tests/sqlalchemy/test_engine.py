@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from optimist.sqlalchemy import SQLITE_BEGIN, autocommit, create_engine, reading, transaction
-from optimist.sqlalchemy.engine import POSTGRES_POOL
+from optimist.sqlalchemy.engine import POSTGRES_POOL, SQLITE_POOL
 from tests.support.stores import Store, open_store
 
 pytestmark = pytest.mark.anyio
@@ -153,6 +154,22 @@ def test_reading_leaves_postgres_engines_alone(postgres_url: str) -> None:
     """Only SQLite needs a separate read mode."""
     engine = create_engine(postgres_url)
     assert reading(engine) is engine
+
+
+def test_a_sqlite_file_gets_a_fixed_pool(tmp_path: Path) -> None:
+    """A SQLite file's engine keeps its connections (no overflow to open and close)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fixed.db'}")
+    pool = engine.pool
+    assert pool.size() == SQLITE_POOL["pool_size"]  # type: ignore[attr-defined]
+    assert pool._max_overflow == 0  # type: ignore[attr-defined]
+    mine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'mine.db'}", max_overflow=3)
+    assert mine.pool._max_overflow == 3  # type: ignore[attr-defined]
+
+
+def test_an_in_memory_sqlite_database_keeps_its_one_connection() -> None:
+    """The fixed pool's settings are not forced on a pool that has one connection."""
+    engine = create_engine("sqlite+aiosqlite://")
+    assert not isinstance(engine.pool, QueuePool)
 
 
 def test_postgres_engine_gets_a_resilient_pool(postgres_url: str) -> None:

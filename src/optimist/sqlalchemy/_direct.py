@@ -15,9 +15,10 @@ processors) and hands the compiled SQL straight to the driver:
 * ``aiosqlite``: ``Connection.execute_fetchall`` (one hop to the driver's thread).
 
 The connection comes from the engine's pool and goes back to it, so the pool's events
-(the idle ping, SQLite's pragmas) apply as before. Outside a transaction both drivers
-commit each statement as it completes, which is what
-:func:`~optimist.sqlalchemy.engine.autocommit` does for these statements.
+(the idle ping, SQLite's pragmas) apply as before; between two statements of one turn
+of the event loop it waits in the pool's lane (:mod:`optimist.sqlalchemy._lane`).
+Outside a transaction both drivers commit each statement as it completes, which is
+what :func:`~optimist.sqlalchemy.engine.autocommit` does for these statements.
 
 A statement given a connection in a transaction on PostgreSQL runs the same way on
 asyncpg's connection under that transaction (:func:`transaction_rows`): an idempotent
@@ -78,6 +79,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import greenlet_spawn
 
+from optimist.sqlalchemy import _lane
 from optimist.sqlalchemy._availability import DISCARDING, Failure, failure, report, succeeded
 
 __all__ = [
@@ -417,6 +419,7 @@ async def _failed_in_transaction(
     if lost:
         # What ended it (a restart, an administrator) ended those pooled before it too.
         engine.pool._invalidate(proxied, error, _checkin=False)
+        _lane.drop(engine)
         await connection.invalidate(error)
     elif not isinstance(error, _refusals()):
         await connection.invalidate(error)
@@ -433,13 +436,15 @@ async def _run(
     sync = engine.sync_engine
     resent = False
     while True:
-        try:
-            proxied = await engine.raw_connection()
-        except Exception as error:
-            found = failure(error, connecting=True)
-            if found is None:
-                raise
-            raise report(sync, found, error) from error
+        proxied = _lane.take(sync)
+        if proxied is None:
+            try:
+                proxied = await engine.raw_connection()
+            except Exception as error:
+                found = failure(error, connecting=True)
+                if found is None:
+                    raise
+                raise report(sync, found, error) from error
         connection = proxied.driver_connection
         try:
             rows, codes = await _fetch(connection, plan, arguments, results is None)
@@ -455,18 +460,24 @@ async def _run(
             if resent or not (found.unsent if write else found.lost):
                 raise report(sync, found, error) from error
             resent = True
-    await greenlet_spawn(proxied.close)
+    if not _lane.keep(sync, proxied, connection):
+        await greenlet_spawn(proxied.close)
     succeeded(sync)
     if results is None:
         results = _results(sync, plan, codes)
-    keyed = tuple(zip(plan.keys, results, strict=True))
-    return [
-        {
-            key: value if process is None else process(value)
-            for (key, process), value in zip(keyed, row, strict=True)
-        }
-        for row in rows
-    ]
+    return _mappings(plan.keys, results, rows)
+
+
+def _mappings(
+    keys: tuple[str, ...], results: tuple[_Processor, ...], rows: Sequence[Sequence[Any]]
+) -> list[dict[str, Any]]:
+    """Each row a dict by column key, each value through its column's result processor."""
+    converted = [(key, process) for key, process in zip(keys, results, strict=True) if process]
+    mappings = [dict(zip(keys, row, strict=True)) for row in rows]
+    for mapping in mappings:
+        for key, process in converted:
+            mapping[key] = process(mapping[key])
+    return mappings
 
 
 async def _fetch(
@@ -512,6 +523,7 @@ async def _failed(
     if found is not None and found.lost:
         engine.pool._invalidate(proxied, error)
         proxied.close()
+        _lane.drop(engine)
     elif isinstance(error, _refusals()):
         await greenlet_spawn(proxied.close)
     else:

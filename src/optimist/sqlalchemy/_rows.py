@@ -46,7 +46,7 @@ async def find(
 ) -> Record | None:
     """The row at ``key`` in one query, or None."""
     rows = await fetch(bind, read_one(versioned, versioned.key_of(key), scope or {}))
-    return versioned.record(rows[0]) if rows else None
+    return versioned._record(rows[0]) if rows else None
 
 
 async def find_state(

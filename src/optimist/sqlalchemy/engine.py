@@ -21,7 +21,10 @@ driver", *Using SQLAlchemy to emit BEGIN in lieu of SQLite's transaction control
   front. A deferred transaction that reads first and writes later must upgrade its
   lock, and in WAL mode an upgrade after another writer committed fails at once with
   SQLITE_BUSY whatever the busy timeout; taking the lock at BEGIN makes every writer
-  wait its turn instead, so several processes on one file neither deadlock nor fail.
+  wait its turn instead, so several processes on one file neither deadlock nor fail;
+* a file's pool is fixed (:data:`SQLITE_POOL`: 15 connections kept, none opened beyond
+  them), where SQLAlchemy's default opens up to ten more under load and closes each as
+  it is returned.
 
 Reads need no write lock: :func:`reading` gives an engine (sharing the pool) whose
 transactions start with a deferred ``BEGIN``, a consistent WAL snapshot that runs
@@ -99,7 +102,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState, QueuePool
 
 from optimist.sqlalchemy import _pooler
 from optimist.sqlalchemy._availability import (
@@ -119,6 +122,7 @@ __all__ = [
     "SQLITE_BEGIN",
     "SQLITE_BUSY_TIMEOUT",
     "SQLITE_FILE_MODE",
+    "SQLITE_POOL",
     "Bind",
     "autocommit",
     "create_engine",
@@ -151,6 +155,16 @@ POSTGRES_POOL: Final[dict[str, Any]] = {
     "max_overflow": 0,
     "pool_timeout": 30.0,
     "pool_recycle": 1800,
+}
+
+#: Pool settings for a SQLite file; each may be overridden by a keyword of the same name.
+SQLITE_POOL: Final[dict[str, Any]] = {
+    # Fixed for the reason PostgreSQL's is: an overflow connection closed as soon as it
+    # is returned means, under load, a new one for many statements, and a new aiosqlite
+    # connection is a thread and four pragmas. As many as SQLAlchemy's default allows
+    # at most (5 + 10 overflow), kept.
+    "pool_size": 15,
+    "max_overflow": 0,
 }
 
 #: Seconds a pooled PostgreSQL connection may sit unused before it is pinged at checkout.
@@ -197,6 +211,8 @@ def create_engine(
         connect_args = {"timeout": busy_timeout, **kwargs.pop("connect_args", {})}
         # The pool's rollback of every returned connection is replaced by on_reset's.
         kwargs.setdefault("pool_reset_on_return", None)
+        if _queued(parsed, kwargs):
+            kwargs = {**SQLITE_POOL, **kwargs}
         engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine, busy_timeout)
     elif backend == "postgresql":
@@ -214,6 +230,17 @@ def create_engine(
         engine = create_async_engine(parsed, **kwargs)
     configure(engine, retry_after)
     return engine
+
+
+def _queued(url: URL, kwargs: dict[str, Any]) -> bool:
+    """Whether an engine on ``url`` made with ``kwargs`` pools its connections in a queue
+    (a file; an in-memory database has one connection, which no pool setting concerns)."""
+    if "poolclass" in kwargs or "pool" in kwargs:
+        return isinstance(kwargs.get("poolclass"), type) and issubclass(
+            kwargs["poolclass"], QueuePool
+        )
+    dialect: Any = url.get_dialect()  # DefaultDialect's classmethod, not on the protocol
+    return issubclass(dialect.get_pool_class(url), QueuePool)
 
 
 def _derived(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:

@@ -117,12 +117,13 @@ async def page(
         mark = watermark
     elif rows:
         mark = int(rows[0][MARK])
-        rows = [{k: v for k, v in row.items() if k != MARK} for row in rows]
+        for row in rows:  # the rows fetch made, this call's own
+            del row[MARK]
     else:
         # No row at all: the mark still starts the traversal.
         async with autocommit(bind, read=True) as connection:
             mark = await high_water(connection, versioned.counters, versioned.sequence_name)
-    records = tuple(versioned.record(row) for row in rows[:limit])
+    records = tuple(versioned._record(row) for row in rows[:limit])
     following = len(rows) > limit
     next_position = int(records[-1][versioned.created_seq_column]) if following else None
     return Page(records=records, next_position=next_position, watermark=mark)

@@ -81,8 +81,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -212,7 +212,11 @@ class Versioned:
 
     def record(self, row: Mapping[str, Any] | RowMapping) -> Record:
         """A returned row as a :class:`Record`."""
-        values = dict(row)
+        return self._record(dict(row))
+
+    def _record(self, values: dict[str, Any]) -> Record:
+        """:meth:`record` of a row this library fetched: a dict no one else holds, which
+        becomes the record's values as it is."""
         return Record(
             values=values,
             etag=self.tag(values[self.etag_column]),

@@ -134,7 +134,7 @@ async def update(
             statement = _update_statement(versioned, parts, values, test, scope)
             rows = await fetch(bind, statement, writes=versioned, values=values)
             if rows:
-                return versioned.record(rows[0])
+                return versioned._record(rows[0])
         current = await find(bind, versioned, parts, scope=scope)
         # Without a guard, or with a row that now fails it or the precondition,
         # the read says why; a row that now meets both changed after the
@@ -166,7 +166,7 @@ async def delete(
             statement = statement.where(clause)
         rows = await fetch(bind, statement, writes=versioned, values={})
         if rows:
-            return versioned.record(rows[0])
+            return versioned._record(rows[0])
     current = await find(bind, versioned, parts, scope=scope)
     raise refusal(versioned, key, current)
 

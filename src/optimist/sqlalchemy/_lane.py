@@ -1,0 +1,197 @@
+"""Connections the direct path keeps between its statements, for a turn of the event loop.
+
+A one-row statement on the driver (:mod:`optimist.sqlalchemy._direct`) takes about as
+long as SQLAlchemy's async pool needs to lend it a connection and take it back: a
+checkout is a greenlet switch into the pool and an ``asyncio.wait_for`` on its queue
+(a task and a timer), a checkin another switch, both with their events. Under load the
+next statement starts within the same turn of the event loop in which the last one
+ended (the loop runs every task a turn's I/O made ready), so the connection one ends
+with is what the next one needs.
+
+So a connection the direct path is done with, outside any transaction, is *kept*
+here: in its pool's lane for this event loop, a list, instead of the pool's queue. The
+next direct statement *takes* the newest one kept, a list pop, and checks only what
+the pool's checkout would (asyncpg's flag of a closed connection; the idle ping is
+moot for a connection idle for less than a turn). A callback scheduled with the first
+connection kept gives back to the pool, on each following turn, every connection that
+has sat in the lane a whole turn: a lane holds connections only while statements keep
+coming, and none that a caller of the pool (a transaction, a derived engine) waits for
+longer than one turn. Giving one back to a queue with room for it is bookkeeping, no
+I/O: outside a transaction the reset on return has nothing to roll back. One the pool
+would close (an overflow connection) is given back in a task.
+
+What ends the connections of a pool ends its lane: a connection lost to a restart or
+an administrator takes every connection kept along (:func:`drop`), as it takes those
+pooled before it; a pool replaced by ``Engine.dispose`` closes what its lane still
+holds (outside a greenlet SQLAlchemy closes a connection at once, sending nothing)
+instead of returning it to a pool nobody uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.engine.base import OptionEngine
+from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
+from sqlalchemy.util import greenlet_spawn
+
+__all__ = ["TURNS", "drop", "keep", "kept", "take"]
+
+#: Whole turns of the event loop a connection may sit in a lane before it goes back.
+TURNS: Final = 1
+
+
+@dataclass(slots=True, eq=False)
+class _Lane:
+    """One pool's kept connections on one event loop, each with the turn it was kept in."""
+
+    loop: asyncio.AbstractEventLoop
+    engine: weakref.ReferenceType[Engine]
+    idle: list[tuple[PoolProxiedConnection, int]] = field(default_factory=list)
+    turn: int = 0
+    sweeping: bool = False
+    closing: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+_LANES: weakref.WeakKeyDictionary[Pool, _Lane] = weakref.WeakKeyDictionary()
+
+
+def take(engine: Engine) -> PoolProxiedConnection | None:
+    """The newest connection kept for ``engine``'s pool on this loop, or None."""
+    lane = _LANES.get(engine.pool)
+    if lane is None or not lane.idle or lane.loop is not asyncio.get_running_loop():
+        return None
+    while lane.idle:
+        proxied, _turn = lane.idle.pop()
+        if not _closed(proxied.driver_connection):
+            return proxied
+        # What the pool's checkout refuses (engine._check_at_checkout): a session the
+        # server ended while it sat here.
+        proxied.invalidate()
+        proxied.close()
+    return None
+
+
+def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
+    """Keep ``proxied`` (whose driver's connection is ``driver``) for the next statement;
+    False if it is closed or in a transaction (the caller returns it to the pool, which
+    discards or rolls it back)."""
+    if _closed(driver) or _in_transaction(driver):
+        return False
+    pool = engine.pool
+    loop = asyncio.get_running_loop()
+    lane = _LANES.get(pool)
+    if lane is None or lane.loop is not loop:
+        if lane is not None:
+            lane.idle.clear()  # another loop's, gone with it
+        lane = _LANES[pool] = _Lane(loop, weakref.ref(engine))
+        _watch(engine)
+    lane.idle.append((proxied, lane.turn))
+    if not lane.sweeping:
+        lane.sweeping = True
+        loop.call_soon(_sweep, pool)
+    return True
+
+
+def kept(engine: Engine) -> int:
+    """How many connections ``engine``'s pool has in a lane."""
+    lane = _LANES.get(engine.pool)
+    return 0 if lane is None else len(lane.idle)
+
+
+def drop(engine: Engine) -> None:
+    """Give back every connection kept for ``engine``'s pool (they may have died with one
+    that did; the pool, invalidated, recycles them at their next checkout)."""
+    pool = engine.pool
+    lane = _LANES.get(pool)
+    if lane is not None:
+        _release(lane, pool)
+
+
+def _sweep(pool: Pool) -> None:
+    """Give back what sat a whole turn in ``pool``'s lane; come round again while any is left."""
+    lane = _LANES.get(pool)
+    if lane is None:
+        return
+    lane.turn += 1
+    engine = lane.engine()
+    if engine is None or engine.pool is not pool:
+        # Disposed: the pool closed what it held; what the lane holds is closed too.
+        held, lane.idle[:] = list(lane.idle), []
+        lane.sweeping = False
+        for proxied, _turn in held:
+            proxied.invalidate()
+            proxied.close()
+        return
+    stale = [entry for entry in lane.idle if lane.turn - entry[1] > TURNS]
+    if stale:
+        lane.idle[:] = [entry for entry in lane.idle if lane.turn - entry[1] <= TURNS]
+        for proxied, _turn in stale:
+            _give_back(lane, pool, proxied)
+    if lane.idle:
+        lane.loop.call_soon(_sweep, pool)
+    else:
+        lane.sweeping = False
+
+
+def _watch(engine: Engine) -> None:
+    """Close the lanes of ``engine``'s pools when it disposes of them (from ``Engine.dispose``,
+    in SQLAlchemy's greenlet, so that a connection closes gracefully)."""
+    root = _root(engine)
+    if not event.contains(root, "engine_disposed", _disposed):
+        event.listen(root, "engine_disposed", _disposed)
+
+
+def _root(engine: Engine) -> Engine:
+    while isinstance(engine, OptionEngine):
+        engine = engine._proxied  # an engine of other execution options shares its pool
+    return engine
+
+
+def _disposed(engine: Engine) -> None:
+    loop = asyncio.get_running_loop()
+    for pool, lane in list(_LANES.items()):
+        owner = lane.engine()
+        if owner is None or _root(owner) is not engine or owner.pool is pool:
+            continue
+        held, lane.idle[:] = list(lane.idle), []
+        if lane.loop is not loop:
+            continue  # its loop is gone, and its connections with it
+        for proxied, _turn in held:
+            proxied.invalidate()
+            proxied.close()
+
+
+def _release(lane: _Lane, pool: Pool) -> None:
+    held, lane.idle[:] = list(lane.idle), []
+    for proxied, _turn in held:
+        _give_back(lane, pool, proxied)
+
+
+def _give_back(lane: _Lane, pool: Pool, proxied: PoolProxiedConnection) -> None:
+    """Return ``proxied`` to ``pool``: at once into a queue with room for it; otherwise
+    the pool closes it (an overflow connection, a pool that keeps none), which is I/O,
+    done in a task in SQLAlchemy's greenlet."""
+    if isinstance(pool, QueuePool) and pool.checkedin() < pool.size():
+        proxied.close()
+        return
+    task = lane.loop.create_task(greenlet_spawn(proxied.close))
+    lane.closing.add(task)
+    task.add_done_callback(lane.closing.discard)
+
+
+def _closed(driver: Any) -> bool:
+    is_closed = getattr(driver, "is_closed", None)  # asyncpg's; aiosqlite has none
+    return bool(is_closed()) if is_closed is not None else False
+
+
+def _in_transaction(driver: Any) -> bool:
+    found = getattr(driver, "is_in_transaction", None)  # asyncpg
+    if found is not None:
+        return bool(found())
+    return bool(getattr(driver, "in_transaction", False))  # aiosqlite
