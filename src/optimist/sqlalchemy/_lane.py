@@ -119,11 +119,11 @@ def _sweep(pool: Pool) -> None:
     if lane is None:
         return
     lane.turn += 1
+    lane.sweeping = False  # first: whatever happens below, the next keep sweeps again
     engine = lane.engine()
     if engine is None or engine.pool is not pool:
         # Disposed: the pool closed what it held; what the lane holds is closed too.
         held, lane.idle[:] = list(lane.idle), []
-        lane.sweeping = False
         for proxied, _turn in held:
             proxied.invalidate()
             proxied.close()
@@ -134,9 +134,8 @@ def _sweep(pool: Pool) -> None:
         for proxied, _turn in stale:
             _give_back(lane, pool, proxied)
     if lane.idle:
+        lane.sweeping = True
         lane.loop.call_soon(_sweep, pool)
-    else:
-        lane.sweeping = False
 
 
 def _watch(engine: Engine) -> None:
