@@ -2,7 +2,10 @@
 
 Every subject runs under the same server: uvicorn with uvloop and httptools when its
 interpreter has them (``uvicorn[standard]``, what a deployment installs), no access
-log, ``--workers N``. Only loopback addresses are ever served or loaded.
+log, ``--workers N``. An application built by a factory is built through
+``bench/launch/bench_launch.py``, which then freezes what the process holds after startup
+out of the garbage collector, as ``optimist serve`` does, for every such subject alike.
+Only loopback addresses are ever served or loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ __all__ = ["HOST", "Running", "ServerFailed", "environment", "fast_stack", "serv
 
 HOST: Final = "127.0.0.1"
 ROOT: Final = Path(__file__).resolve().parent.parent
+#: The directory of ``bench_launch``, the factory every factory subject is built through.
+LAUNCH: Final = ROOT / "bench" / "launch"
 _START_SECONDS: Final = 60.0
 
 
@@ -70,7 +75,7 @@ def _command(subject: Subject, port: int, workers: int) -> list[str]:
     if subject.server == "granian":
         return _granian(subject, port, workers)
     command = [
-        subject.python, "-m", "uvicorn", subject.target,
+        subject.python, "-m", "uvicorn", _target(subject),
         "--host", HOST, "--port", str(port), "--workers", str(workers),
         "--interface", subject.interface, "--log-level", "warning", "--no-access-log",
     ]  # fmt: skip
@@ -85,7 +90,7 @@ def _granian(subject: Subject, port: int, workers: int) -> list[str]:
     """granian's command for ``subject``: its ASGI interface, the event loop uvicorn runs
     on here, no access log, one runtime thread per worker (as uvicorn's one thread)."""
     command = [
-        subject.python, "-m", "granian", subject.target,
+        subject.python, "-m", "granian", _target(subject),
         "--interface", "asgi", "--host", HOST, "--port", str(port),
         "--workers", str(workers), "--runtime-threads", "1", "--no-ws",
         "--log-level", "warning", "--no-access-log",
@@ -97,11 +102,19 @@ def _granian(subject: Subject, port: int, workers: int) -> list[str]:
     return command
 
 
+def _target(subject: Subject) -> str:
+    """What the server imports: a factory subject through ``bench_launch`` (which freezes
+    the startup's objects out of the collector), any other as it is."""
+    return "bench_launch:create_app" if subject.factory else subject.target
+
+
 def environment(subject: Subject, env: Mapping[str, str]) -> dict[str, str]:
     """The environment ``subject``'s server runs in: this one, ``subject.env`` and ``env``,
-    the import path led by ``subject.path``, then this checkout."""
-    path = [*map(str, subject.path), str(ROOT), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, **subject.env, **env, "PYTHONPATH": os.pathsep.join(path)}
+    the import path led by ``subject.path``, then this checkout (and ``bench_launch``'s
+    directory, with the factory it builds for a factory subject)."""
+    path = [*map(str, subject.path), str(ROOT), str(LAUNCH), os.environ.get("PYTHONPATH", "")]
+    factory = {"BENCH_FACTORY": subject.target} if subject.factory else {}
+    return {**os.environ, **subject.env, **env, **factory, "PYTHONPATH": os.pathsep.join(path)}
 
 
 @contextmanager

@@ -78,6 +78,34 @@ async def test_a_transaction_waiting_for_the_pool_gets_the_kept_connection(
         assert (await connection.execute(text("SELECT 2"))).scalar_one() == 2
 
 
+async def test_a_caller_waiting_for_the_pool_goes_before_later_statements(
+    engine: AsyncEngine,
+) -> None:
+    """Under a steady stream of statements, a transaction waiting for the pool's one
+    connection gets it after the statement running when it asked, not when the stream ends."""
+    ran = 0
+    stop = asyncio.Event()
+
+    async def stream() -> None:
+        nonlocal ran
+        while not stop.is_set():
+            await _value(engine, _ONE)
+            ran += 1
+
+    streaming = asyncio.create_task(stream())
+    while ran < 3:  # the stream holds the connection, statement after statement
+        await asyncio.sleep(0)
+    asked = ran
+    try:
+        async with asyncio.timeout(30), engine.begin() as connection:
+            served = ran
+            assert (await connection.execute(text("SELECT 2"))).scalar_one() == 2
+    finally:
+        stop.set()
+        await streaming
+    assert served - asked <= 2
+
+
 async def test_a_derived_engine_shares_its_pool_s_lane(engine: AsyncEngine) -> None:
     """An engine of other execution options takes the connection its pool's lane keeps."""
     checkouts = _checkouts(engine)

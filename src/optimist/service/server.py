@@ -14,7 +14,8 @@ for itself. SIGTERM stops it gracefully (requests in progress get
 :func:`served_app` is the factory every worker (or the one process) builds the
 application with: the service of :func:`~optimist.service.app.create_app` behind the
 body deadline (:mod:`optimist.service.request_body`), and, at startup, the gate that
-logs failed accepts as episodes installed on the serving loop.
+logs failed accepts as episodes installed on the serving loop; what it built is then
+frozen out of the garbage collector.
 
 A worker must not outlive its master: uvicorn's master stops its workers on SIGTERM,
 but a master killed with SIGKILL (the OOM killer, ``kill -9``, a crashed container
@@ -29,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
+import gc
 import logging
 import math
 import multiprocessing
@@ -168,10 +170,20 @@ class Supervisor(Multiprocess):
 
 
 def served_app() -> ASGIApp:
-    """The application as ``optimist serve`` serves it, built in each worker process."""
+    """The application as ``optimist serve`` serves it, built in each worker process.
+
+    What the worker holds once it is built (the modules, the application, its tables)
+    lives as long as the process: it is frozen out of the garbage collector
+    (:func:`gc.freeze`), so that a full collection no longer walks it. Walking it paused
+    every request in flight for tens of milliseconds, the 99th percentile of a one-row
+    GET (55–64 ms against 7–9 ms frozen, in ``bench/``).
+    """
     die_with_parent()
     settings = Settings.from_environment()
-    return _InstallGate(RequestBodyGuard(create_app(settings), timeout=settings.body_timeout))
+    app = _InstallGate(RequestBodyGuard(create_app(settings), timeout=settings.body_timeout))
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 class _InstallGate:

@@ -438,6 +438,7 @@ async def _run(
     while True:
         proxied = _lane.take(sync)
         if proxied is None:
+            await _lane.behind(sync)
             try:
                 proxied = await engine.raw_connection()
             except Exception as error:

@@ -12,7 +12,11 @@ So a connection the direct path is done with, outside any transaction, is *kept*
 here: in its pool's lane for this event loop, a list, instead of the pool's queue. The
 next direct statement *takes* the newest one kept, a list pop, and checks only what
 the pool's checkout would (asyncpg's flag of a closed connection; the idle ping is
-moot for a connection idle for less than a turn). A callback scheduled with the first
+moot for a connection idle for less than a turn). Only while no caller waits for the
+pool: one that does (every connection is out) gets the next connection returned and
+whatever the lane holds, in its turn, and later statements queue behind it, so that a
+lane never serves the statements of each new turn ahead of a caller that has waited
+longer, however steady the load. A callback scheduled with the first
 connection kept gives back to the pool, on each following turn, every connection that
 has sat in the lane a whole turn: a lane holds connections only while statements keep
 coming, and none that a caller of the pool (a transaction, a derived engine) waits for
@@ -40,10 +44,13 @@ from sqlalchemy.engine.base import OptionEngine
 from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["TURNS", "drop", "keep", "kept", "take"]
+__all__ = ["TURNS", "behind", "drop", "keep", "kept", "take"]
 
 #: Whole turns of the event loop a connection may sit in a lane before it goes back.
 TURNS: Final = 1
+
+#: Turns a statement waits at most for waiting callers to take what was given back.
+_HANDOVER_TURNS: Final = 3
 
 
 @dataclass(slots=True, eq=False)
@@ -56,15 +63,23 @@ class _Lane:
     turn: int = 0
     sweeping: bool = False
     closing: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: Connections given back to callers waiting for the pool, maybe not yet taken.
+    handed: int = 0
 
 
 _LANES: weakref.WeakKeyDictionary[Pool, _Lane] = weakref.WeakKeyDictionary()
 
 
 def take(engine: Engine) -> PoolProxiedConnection | None:
-    """The newest connection kept for ``engine``'s pool on this loop, or None."""
-    lane = _LANES.get(engine.pool)
+    """The newest connection kept for ``engine``'s pool on this loop, or None: none is
+    kept, or a caller waits for the pool, which gets what is kept (this one queues)."""
+    pool = engine.pool
+    lane = _LANES.get(pool)
     if lane is None or not lane.idle or lane.loop is not asyncio.get_running_loop():
+        return None
+    if _contended(pool):
+        lane.handed += len(lane.idle)
+        _release(lane, pool)
         return None
     while lane.idle:
         proxied, _turn = lane.idle.pop()
@@ -77,10 +92,30 @@ def take(engine: Engine) -> PoolProxiedConnection | None:
     return None
 
 
+async def behind(engine: Engine) -> None:
+    """Before a statement asks ``engine``'s pool for a connection: if connections were
+    given back to callers waiting for one, let those take them first.
+
+    The pool's queue wakes a waiting caller, whose task runs in the next turn of the
+    loop, and hands the connection meanwhile to whoever asks without waiting; so while
+    what was given back is still in the queue, a statement waits a turn (a few at most:
+    a caller cancelled meanwhile never takes it).
+    """
+    pool = engine.pool
+    lane = _LANES.get(pool)
+    if lane is None or not lane.handed:
+        return
+    for _ in range(_HANDOVER_TURNS):
+        if not pool.checkedin():  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0)
+    lane.handed = 0
+
+
 def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
-    """Keep ``proxied`` (whose driver's connection is ``driver``) for the next statement;
-    False if it is closed or in a transaction (the caller returns it to the pool, which
-    discards or rolls it back)."""
+    """Keep ``proxied`` (whose driver's connection is ``driver``) for the next statement,
+    or give it back at once to a caller waiting for the pool; False if it is closed or in
+    a transaction (the caller returns it to the pool, which discards or rolls it back)."""
     if _closed(driver) or _in_transaction(driver):
         return False
     pool = engine.pool
@@ -91,6 +126,11 @@ def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
             lane.idle.clear()  # another loop's, gone with it
         lane = _LANES[pool] = _Lane(loop, weakref.ref(engine))
         _watch(engine)
+    if _contended(pool):
+        # First come, first served: the statements of this turn queue behind it.
+        proxied.close()  # the queue is empty, or no one would wait: into it, no I/O
+        lane.handed += 1
+        return True
     lane.idle.append((proxied, lane.turn))
     if not lane.sweeping:
         lane.sweeping = True
@@ -182,6 +222,18 @@ def _give_back(lane: _Lane, pool: Pool, proxied: PoolProxiedConnection) -> None:
     task = lane.loop.create_task(greenlet_spawn(proxied.close))
     lane.closing.add(task)
     task.add_done_callback(lane.closing.discard)
+
+
+def _contended(pool: Pool) -> bool:
+    """Whether a caller waits for a connection from ``pool``'s queue.
+
+    SQLAlchemy's async queue pool keeps an ``asyncio.Queue``, made on first use, whose
+    waiting callers are its pending getters. A pool of another kind has no such queue: no
+    caller of it waits for a connection another returns.
+    """
+    made = getattr(getattr(pool, "_pool", None), "__dict__", {}).get("_queue")
+    getters: Any = getattr(made, "_getters", None) or ()
+    return any(not getter.done() for getter in getters)
 
 
 def _closed(driver: Any) -> bool:
