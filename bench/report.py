@@ -663,8 +663,10 @@ def render_http(data: Figures, chart: str | None) -> list[str]:
         f"load average (1, 5, 15 min) {load_before} before and {load_after} after{quiet}. "
         f"{versions}.",
         "",
-        "Each server runs as uvicorn processes started by the harness on 127.0.0.1, "
-        "against the same `items` table "
+        "Each server runs as uvicorn processes started by the harness on 127.0.0.1 "
+        "(an application made by a factory built through `bench/launch/bench_launch.py`, "
+        "which then freezes what the process holds out of the garbage collector, as "
+        "`optimist serve` does), against the same `items` table "
         f"({settings['rows']:,} rows) in a SQLite file or a scratch PostgreSQL database; "
         "the load is wrk with one thread and a Lua script (`bench/lua/bench.lua`). "
         "Servers: **optimist** (`bench/apps/optimist_app.py`, the library as a user "
