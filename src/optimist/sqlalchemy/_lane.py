@@ -87,8 +87,7 @@ def take(engine: Engine) -> PoolProxiedConnection | None:
             return proxied
         # What the pool's checkout refuses (engine._check_at_checkout): a session the
         # server ended while it sat here.
-        proxied.invalidate()
-        proxied.close()
+        _discard([proxied])
     return None
 
 
@@ -163,10 +162,7 @@ def _sweep(pool: Pool) -> None:
     engine = lane.engine()
     if engine is None or engine.pool is not pool:
         # Disposed: the pool closed what it held; what the lane holds is closed too.
-        held, lane.idle[:] = list(lane.idle), []
-        for proxied, _turn in held:
-            proxied.invalidate()
-            proxied.close()
+        _discard(_emptied(lane))
         return
     stale = [entry for entry in lane.idle if lane.turn - entry[1] > TURNS]
     if stale:
@@ -198,18 +194,28 @@ def _disposed(engine: Engine) -> None:
         owner = lane.engine()
         if owner is None or _root(owner) is not engine or owner.pool is pool:
             continue
-        held, lane.idle[:] = list(lane.idle), []
-        if lane.loop is not loop:
-            continue  # its loop is gone, and its connections with it
-        for proxied, _turn in held:
-            proxied.invalidate()
-            proxied.close()
+        held = _emptied(lane)
+        if lane.loop is loop:  # another loop's are gone with it
+            _discard(held)
 
 
 def _release(lane: _Lane, pool: Pool) -> None:
-    held, lane.idle[:] = list(lane.idle), []
-    for proxied, _turn in held:
+    for proxied in _emptied(lane):
         _give_back(lane, pool, proxied)
+
+
+def _emptied(lane: _Lane) -> list[PoolProxiedConnection]:
+    """What ``lane`` held, now that it holds nothing."""
+    held = [proxied for proxied, _turn in lane.idle]
+    lane.idle.clear()
+    return held
+
+
+def _discard(connections: list[PoolProxiedConnection]) -> None:
+    """Close ``connections`` and drop them from their pool's records."""
+    for proxied in connections:
+        proxied.invalidate()
+        proxied.close()
 
 
 def _give_back(lane: _Lane, pool: Pool, proxied: PoolProxiedConnection) -> None:
