@@ -13,8 +13,10 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
 
 from optimist.fastapi import idempotency, install_idempotency, install_problem_handlers
 from optimist.idempotency import REPLAYED_HEADER
@@ -143,7 +145,7 @@ def app_wide(engine: AsyncEngine, effects: Effects) -> FastAPI:
     return app
 
 
-def transport_client(app: FastAPI) -> httpx.AsyncClient:
+def transport_client(app: ASGIApp) -> httpx.AsyncClient:
     """A client of ``app`` in-process, checked by httplint, as tenant-1."""
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     return httpx.AsyncClient(
@@ -205,3 +207,29 @@ async def test_a_write_that_keeps_nothing_is_rolled_back(
     assert response.status_code == 500
     assert effects.applied == ["forgetful"]
     assert (await get(engine, counters, "c1"))["counter"] == 0
+
+
+async def test_a_keyed_write_commits_before_the_response_starts(
+    engine: AsyncEngine, effects: Effects
+) -> None:
+    """When the response starts, the write and its answer are committed already."""
+    seen: list[tuple[int, int]] = []
+    app = fastapi_app(engine, effects)
+
+    async def observed(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                async with engine.connect() as connection:
+                    kept = text("SELECT count(*) FROM optimist_idempotency")
+                    stored = await connection.scalar(kept)
+                seen.append(((await get(engine, counters, "c1"))["counter"], stored))
+            await send(message)
+
+        await app(scope, receive, send if scope["type"] != "http" else sending)
+
+    async with transport_client(observed) as client:
+        etag = (await client.get("/counters/c1")).headers["etag"]
+        headers = {"If-Match": etag, "Idempotency-Key": new_key()}
+        response = await client.patch("/counters/c1", json={"by": 1}, headers=headers)
+    assert response.status_code == 200
+    assert seen[-1] == (1, 1)

@@ -10,6 +10,7 @@ tests/fastapi/test_idempotency.py runs these same tests on the FastAPI app.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
 
 from optimist.idempotency import REPLAYED_HEADER, Fingerprint, IdempotencyKey
 from optimist.sqlalchemy import create, create_engine, get
@@ -24,7 +27,14 @@ from optimist.sqlalchemy.idempotency import idempotent
 from tests.starlette.support import assert_problem
 from tests.support.conformance import check_response
 from tests.support.databases import database_url, postgres_server_url, postgres_url
-from tests.support.idempotent_app import DOCS, Effects, counters, metadata, starlette_app
+from tests.support.idempotent_app import (
+    DOCS,
+    Effects,
+    counters,
+    keys_for,
+    metadata,
+    starlette_app,
+)
 
 __all__ = ["database_url", "postgres_server_url", "postgres_url"]
 
@@ -320,3 +330,42 @@ async def test_safe_methods_ignore_the_key(client: httpx.AsyncClient) -> None:
     """A GET with a malformed key is answered: safe methods carry none."""
     response = await client.get("/counters/c1", headers={"Idempotency-Key": "not-a-string"})
     assert response.status_code == 200
+
+
+def _patch_request(**headers: str) -> Request:
+    """A PATCH of c1 as tenant-1, with ``headers``, its body empty."""
+    fields = [(k.lower().encode(), v.encode()) for k, v in {**IDENTITY, **headers}.items()]
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "PATCH", "path": "/counters/c1", "headers": fields}
+    return Request({**scope, "query_string": b"", "raw_path": b"/counters/c1"}, receive)
+
+
+async def test_attempt_on_enters_nothing_without_a_key(engine: AsyncEngine) -> None:
+    """A request without a key gets its write on the bind, and nothing is entered."""
+    entered: list[object] = []
+
+    async def enter(attempt: Any) -> Any:
+        entered.append(attempt)
+        return await attempt.__aenter__()
+
+    write = await keys_for(engine).attempt_on(_patch_request(), enter)
+    assert write.key is None
+    assert write.connection is engine
+    assert entered == []
+
+
+async def test_attempt_on_enters_the_claim_of_a_key(engine: AsyncEngine) -> None:
+    """A request with a key is claimed through ``enter``, once, and its exit commits."""
+    async with contextlib.AsyncExitStack() as stack:
+        key = new_key()
+        write = await keys_for(engine).attempt_on(
+            _patch_request(**{"Idempotency-Key": key}), stack.enter_async_context
+        )
+        assert write.key is not None
+        assert write.key.value == key.strip('"')
+        await write.keep(Response(b"{}", status_code=200))
+    assert write.kept is not None
+    assert write.kept.status == 200

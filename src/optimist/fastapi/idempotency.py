@@ -15,9 +15,13 @@ answers through its ``keep``::
 
 Per route, or for a whole application or router (``FastAPI(dependencies=[idempotency(keys)])``;
 FastAPI solves the same dependency once per request, so a route that takes it gets the
-same write). Its scope is ``"function"``: the transaction commits, answer and claim
+same write). A request with a key claims it in a transaction that is entered on
+FastAPI's stack of ``scope="function"`` dependencies: it commits, answer and claim
 together, when the route returns and before the response is sent, so a client never
-holds an answer whose write could still be rolled back. A route under it that writes
+holds an answer whose write could still be rolled back. A request without one claims
+nothing and enters nothing, so the dependency costs it what a plain one does (a
+dependency that yields costs every request an exit stack and a shielded exit, whether
+it holds anything or not). A route under it that writes
 with a key must answer through ``keep``: one that does not is rolled back (a 500), as a
 resend would apply it again.
 
@@ -35,8 +39,10 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, Final
 
+import anyio
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from starlette.responses import Response
@@ -53,6 +59,10 @@ _REQUIRED: Final[weakref.WeakKeyDictionary[Callable[..., Any], bool]] = weakref.
 _MADE: Final[weakref.WeakKeyDictionary[Idempotency[Any], dict[bool | None, Any]]] = (
     weakref.WeakKeyDictionary()
 )
+
+#: Where FastAPI keeps the exit stack it closes when the route returns, before the
+#: response is sent (the stack of dependencies with ``scope="function"``).
+_FUNCTION_STACK: Final = "fastapi_function_astack"
 
 _DESCRIPTION: Final = (
     "A key for this request, an sf-string of 1 to {length} characters (a UUID): the "
@@ -77,16 +87,39 @@ def idempotency(keys: Idempotency[Any], *, required: bool | None = None) -> Any:
     made = _MADE.setdefault(keys, {})
     if required not in made:
 
-        async def idempotent_write(request: Request) -> AsyncIterator[IdempotentWrite[Any]]:
+        async def idempotent_write(request: Request) -> IdempotentWrite[Any]:
             if Replayed not in getattr(request.app, "exception_handlers", {}):
                 raise RuntimeError("call install_idempotency(app) to answer resent requests")
-            async with keys.attempt(request, required=required) as write:
-                yield write
+            stack = request.scope.get(_FUNCTION_STACK)
+            if not isinstance(stack, AsyncExitStack):
+                raise RuntimeError(f"FastAPI gave no {_FUNCTION_STACK!r}: FastAPI ≥ 0.121 needed")
+
+            def enter(attempt: AbstractAsyncContextManager[IdempotentWrite[Any]]) -> Any:
+                return stack.enter_async_context(_shielded_exit(attempt))
+
+            return await keys.attempt_on(request, enter, required=required)
 
         _REQUIRED[idempotent_write] = keys.required if required is None else required
-        # "function": the exit, and with it the commit, comes before the response is sent.
-        made[required] = Depends(idempotent_write, scope="function")
+        made[required] = Depends(idempotent_write)
     return made[required]
+
+
+@asynccontextmanager
+async def _shielded_exit(
+    attempt: AbstractAsyncContextManager[IdempotentWrite[Any]],
+) -> AsyncIterator[IdempotentWrite[Any]]:
+    """``attempt``, its exit (the commit or the rollback) shielded from cancellation,
+    as FastAPI shields the exit of a dependency that yields."""
+    write = await attempt.__aenter__()
+    try:
+        yield write
+    except BaseException as error:
+        with anyio.CancelScope(shield=True):
+            if not await attempt.__aexit__(type(error), error, error.__traceback__):
+                raise
+    else:
+        with anyio.CancelScope(shield=True):
+            await attempt.__aexit__(None, None, None)
 
 
 async def _replayed(request: Request, exc: Exception) -> Response:

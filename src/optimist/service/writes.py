@@ -36,8 +36,8 @@ after that the key counts as unused. Each worker deletes expired records when it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, Final
 
 from starlette.requests import HTTPConnection, Request
@@ -93,6 +93,20 @@ class ApplicationKeys(Idempotency[Any]):
         own: Idempotency[Bind] = request.app.state.idempotency
         async with own.attempt(request, required=required, lookup=lookup) as write:
             yield write
+
+    async def attempt_on(
+        self,
+        request: Request,
+        enter: Callable[
+            [AbstractAsyncContextManager[IdempotentWrite[Any]]], Awaitable[IdempotentWrite[Any]]
+        ],
+        *,
+        required: bool | None = None,
+        lookup: Lookup | None = None,
+    ) -> IdempotentWrite[Any]:
+        """The application's :meth:`~optimist.starlette.Idempotency.attempt_on`."""
+        own: Idempotency[Bind] = request.app.state.idempotency
+        return await own.attempt_on(request, enter, required=required, lookup=lookup)
 
 
 #: The stand-in every write route's dependency is made for.

@@ -231,9 +231,12 @@ class Idempotency(Generic[B]):
     async def _key(
         self, request: Request, required: bool, lookup: Lookup | None
     ) -> IdempotencyKey | None:
+        lines = request.headers.getlist(HEADER)
+        if not lines and not required:
+            return None  # nothing to refuse, so no lookup to rank a refusal behind
         async with missing_first(request, lookup, refusals=_KEY_REFUSALS):
             # The draft's "Syntax": an sf-string; parse raises InvalidIdempotencyKey (400).
-            key = parse(request.headers.getlist(HEADER))
+            key = parse(lines)
             if key is None and required:
                 # The draft's "Error Handling": a missing required key is a 400.
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -257,18 +260,57 @@ class Idempotency(Generic[B]):
         A library error raised in the block is kept when storable and re-raised after
         the commit; any other error rolls the write and the claim back.
         """
+        scope, key = await self._identified(request, required, lookup)
+        if key is None:
+            yield self._unkeyed(request)
+            return
+        async with self._claimed(request, scope, key) as write:
+            yield write
+
+    async def attempt_on(
+        self,
+        request: Request,
+        enter: Callable[
+            [AbstractAsyncContextManager[IdempotentWrite[B]]], Awaitable[IdempotentWrite[B]]
+        ],
+        *,
+        required: bool | None = None,
+        lookup: Lookup | None = None,
+    ) -> IdempotentWrite[B]:
+        """:meth:`attempt`, entered through ``enter`` (an exit stack's
+        ``enter_async_context``) only when the request carries a key.
+
+        A request without one claims nothing and holds nothing to close, so its write
+        is returned as it is; a framework that closes what ``enter`` opened when the
+        route returns (FastAPI's dependencies) then spends nothing on such a request.
+        """
+        scope, key = await self._identified(request, required, lookup)
+        if key is None:
+            return self._unkeyed(request)
+        return await enter(self._claimed(request, scope, key))
+
+    async def _identified(
+        self, request: Request, required: bool | None, lookup: Lookup | None
+    ) -> tuple[KeyScope, IdempotencyKey | None]:
+        """The request's scope and key; no key for a safe method."""
         if request.scope.get(_ACTIVE) is not None:
             raise RuntimeError("this request has claimed its Idempotency-Key already")
-        key: IdempotencyKey | None = None
-        scope: KeyScope = ()
-        if request.method not in SAFE_METHODS:
-            scope = await self._scope(request)  # identity first: 401/403 before the key's 400
-            key = await self._key(request, self.required if required is None else required, lookup)
-        if key is None:
-            write = IdempotentWrite(self.bind, None, None)
-            request.scope[_ACTIVE] = write
-            yield write
-            return
+        if request.method in SAFE_METHODS:
+            return (), None
+        scope = await self._scope(request)  # identity first: 401/403 before the key's 400
+        key = await self._key(request, self.required if required is None else required, lookup)
+        return scope, key
+
+    def _unkeyed(self, request: Request) -> IdempotentWrite[B]:
+        write = IdempotentWrite(self.bind, None, None)
+        request.scope[_ACTIVE] = write
+        return write
+
+    @asynccontextmanager
+    async def _claimed(
+        self, request: Request, scope: KeyScope, key: IdempotencyKey
+    ) -> AsyncIterator[IdempotentWrite[B]]:
+        """The key claimed in the store's transaction for the block (steps 2–4)."""
         sent = await fingerprint(request)
         failed: OptimistError | None = None
         async with self.store(
