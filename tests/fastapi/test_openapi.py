@@ -12,7 +12,12 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header
 
 from optimist.etag import EntityTag
-from optimist.fastapi import conditional, document_problems, install_problem_handlers
+from optimist.fastapi import (
+    conditional,
+    document_problems,
+    install_problem_handlers,
+    operations_depending_on,
+)
 from optimist.httpdate import http_date
 from optimist.preconditions import Preconditions
 from optimist.starlette import ConditionalRequest
@@ -235,3 +240,43 @@ def test_documenting_twice_changes_nothing() -> None:
     document_problems(app)
     app.openapi_schema = None
     assert json.dumps(app.openapi(), sort_keys=True) == once
+
+
+def _caller() -> str:
+    return "someone"
+
+
+def _account(who: Annotated[str, Depends(_caller)]) -> str:
+    return who
+
+
+def test_operations_depending_on_a_dependency_at_any_depth() -> None:
+    """The operations that solve a dependency are found in the route's own dependencies,
+    a dependency of one, and an included router's dependencies, and no others."""
+
+    app = FastAPI()
+    router = APIRouter(prefix="/guarded", dependencies=[Depends(_caller)])
+
+    @router.get("/{item}")
+    def guarded(item: str) -> None: ...
+
+    @app.get("/direct")
+    def direct(who: Annotated[str, Depends(_caller)]) -> None: ...
+
+    @app.put("/nested")
+    def nested(who: Annotated[str, Depends(_account)]) -> None: ...
+
+    @app.get("/open")
+    def open_(who: Annotated[str, Depends(_account)] = "") -> None: ...
+
+    @app.get("/hidden", include_in_schema=False)
+    def hidden(who: Annotated[str, Depends(_caller)]) -> None: ...
+
+    app.include_router(router)
+    assert operations_depending_on(app, _caller) == {
+        ("/guarded/{item}", "get"),
+        ("/direct", "get"),
+        ("/nested", "put"),
+        ("/open", "get"),
+    }
+    assert operations_depending_on(app, _account) == {("/nested", "put"), ("/open", "get")}

@@ -338,3 +338,67 @@ def test_tenants_are_apart_in_gateway_mode(
     assert created.status_code == 201, created.text
     seen = [_flag_seen_by(http, gateway.url, fields[t]) for t in TENANTS]
     assert seen == [404, 200]
+
+
+# -- what the document asks for --------------------------------------------------------------
+
+
+def _as_documented(
+    document: dict[str, object], method: str, template: str, credentials: dict[str, str]
+) -> dict[str, str]:
+    """The header fields a client generated from ``document`` sends for the operation:
+    each required header parameter from ``credentials``, and the bearer token where the
+    operation names its security scheme. A field the document asks for that the caller
+    cannot supply fails the test."""
+    paths = document["paths"]
+    assert isinstance(paths, dict)
+    operation = paths[template][method.lower()]
+    headers = {}
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "header" and parameter.get("required"):
+            assert parameter["name"] in credentials, (method, template, parameter["name"])
+            headers[parameter["name"]] = credentials[parameter["name"]]
+    if operation.get("security"):
+        assert operation["security"] == [{"bearer": []}]
+        headers["Authorization"] = credentials["Authorization"]
+    return headers
+
+
+def _documented_routes(document: dict[str, object]) -> list[tuple[str, str, str]]:
+    paths = document["paths"]
+    assert isinstance(paths, dict)
+    return [
+        (method.upper(), template, re.sub(r"\{[^}]+\}", "1", template))
+        for template, operations in paths.items()
+        for method in operations
+    ]
+
+
+def test_a_client_of_the_token_mode_document_is_let_in(token: Server, http: httpx.Client) -> None:
+    """A client that sends what the served document asks for, and nothing else, gets
+    past identity on every route in token mode, and the document names the bearer token
+    on every route that refuses a request without one."""
+    document = http.get(f"{token.url}/openapi.json").json()
+    credentials = {"Authorization": f"Bearer {IDP.token(tenant='tenant-a', role='admin')}"}
+    for method, template, path in _documented_routes(document):
+        headers = _as_documented(document, method, template, credentials)
+        check(send(http, method, f"{token.url}{path}", headers), None)
+        assert ("Authorization" in headers) is (path not in PUBLIC), (method, template)
+
+
+def test_a_client_of_the_gateway_mode_document_is_let_in(
+    gateway: Server, http: httpx.Client, csrf: dict[tuple[str, str], str]
+) -> None:
+    """A client that sends what the served document asks for in gateway mode gets past
+    identity on every route, and the document asks for the fields on every route that
+    refuses a request without them."""
+    document = http.get(f"{gateway.url}/openapi.json").json()
+    credentials = {
+        "X-Tenant-Id": "tenant-a",
+        "X-User-Role": "admin",
+        "X-CSRF-Token": csrf["admin", "tenant-a"],
+    }
+    for method, template, path in _documented_routes(document):
+        headers = _as_documented(document, method, template, credentials)
+        check(send(http, method, f"{gateway.url}{path}", headers), None)
+        assert ("X-Tenant-Id" in headers) is (path not in PUBLIC), (method, template)

@@ -17,7 +17,8 @@ OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
 * :mod:`~optimist.fastapi.openapi`: :func:`problem_responses`,
   :func:`representation_responses`, :func:`required_header` and
   :func:`document_problems`: the problems, precondition headers, ETags, Locations and
-  the links from a representation to its conditional writes in ``/openapi.json``.
+  the links from a representation to its conditional writes in ``/openapi.json``;
+  :func:`operations_depending_on`, the operations that solve a given dependency.
 """
 
 from optimist.fastapi.dependencies import conditional
@@ -28,6 +29,7 @@ from optimist.fastapi.openapi import (
     InvalidParameter,
     ProblemDetails,
     document_problems,
+    operations_depending_on,
     problem_responses,
     representation_responses,
     required_header,
@@ -45,6 +47,7 @@ __all__ = [
     "install_idempotency",
     "install_problem_handlers",
     "lookup",
+    "operations_depending_on",
     "problem_responses",
     "representation_responses",
     "required_header",

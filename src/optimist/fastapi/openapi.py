@@ -19,7 +19,7 @@ read or a create to a write.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final, Literal
 
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidParameter",
     "ProblemDetails",
     "document_problems",
+    "operations_depending_on",
     "problem_responses",
     "representation_responses",
     "required_header",
@@ -260,6 +261,22 @@ def _documented_operations(routes: Sequence[BaseRoute]) -> dict[tuple[str, str],
             for method in route.methods or ():
                 operations[route.path_format, method.lower()] = route.dependant
     return operations
+
+
+def _solves(dependant: Dependant, call: Callable[..., Any]) -> bool:
+    """Whether ``dependant`` or one of its dependencies, at any depth, is ``call``."""
+    return dependant.call is call or any(_solves(sub, call) for sub in dependant.dependencies)
+
+
+def operations_depending_on(app: FastAPI, call: Callable[..., Any]) -> set[tuple[str, str]]:
+    """(path, method lower-case) of the operations of ``app``'s document whose
+    dependencies include ``call`` at any depth, through routers and their dependencies:
+    the operations that need an identity, say, to document what they ask of a caller."""
+    return {
+        operation
+        for operation, dependant in _documented_operations(app.routes).items()
+        if _solves(dependant, call)
+    }
 
 
 def _conditional_operations(routes: Sequence[BaseRoute]) -> set[tuple[str, str]]:

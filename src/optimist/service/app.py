@@ -45,6 +45,7 @@ from optimist.service.docs import DOCS_URL, REDOC_URL, DocsPolicy
 from optimist.service.failures import Unfinished
 from optimist.service.metrics import install_metrics
 from optimist.service.runtime import prepare, start
+from optimist.service.security import document_identity
 from optimist.service.settings import Settings
 from optimist.service.ui import UI_URL, ui_app
 from optimist.service.writes import keys
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # A resent write is answered with its first answer; the document lists the key.
     install_idempotency(app)
+    # What a caller must show, in this deployment's mode (a bearer token or the gateway's fields).
+    document_identity(app, settings)
     # The documentation pages may load nothing from elsewhere.
     app.add_middleware(DocsPolicy, paths=(DOCS_URL, REDOC_URL))
     # Seed 000's middleware; deferred, so a bad clock is a 412 only after 401/403/404.

@@ -221,8 +221,8 @@ async def authenticated(request: Request, runtime: RuntimeDep) -> None:
     """With ``settings.require_identity``, refuse a request without an identity, as the
     admin API would (401, or 403 for a token naming no tenant or role); else nothing.
 
-    A dependency of the projects and sessions APIs: it declares no parameter, so their
-    document is the same in every configuration.
+    A dependency of the projects and sessions APIs. It declares no parameter: what the
+    document asks of their callers follows the settings (:mod:`optimist.service.security`).
     """
     if runtime.settings.require_identity:
         identity_of(request, runtime.settings)
