@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Final
 
 import pytest
-from sqlalchemy import text
 
 from optimist.service import demo
 from optimist.service.runtime import prepare
@@ -65,9 +64,11 @@ async def _reset_service_data(url: str) -> None:
     """Empty every service table and load the demo data again, as on a fresh start."""
     engine = create_engine(url)
     try:
-        tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
         async with engine.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {tables}"))
+            # DELETE, not TRUNCATE: on tables of a few rows it takes a third of the time
+            # (TRUNCATE makes each table a new file).
+            for table in reversed(metadata.sorted_tables):
+                await connection.execute(table.delete())
         await demo.load(engine)
     finally:
         await engine.dispose()

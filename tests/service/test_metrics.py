@@ -16,10 +16,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from optimist.service.metrics import METRICS_PATH, MULTIPROCESS_VARIABLE, UNMATCHED
+from optimist.service.app import create_app
+from optimist.service.metrics import METRICS_PATH, MULTIPROCESS_VARIABLE, UNMATCHED, RouteTemplates
 from optimist.sqlalchemy import create_engine
 from tests.support.servers import Server, free_port, optimist_serving, wait_until
-from tests.support.service import Service
+from tests.support.service import Service, settings_for
 
 linux = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 
@@ -63,6 +64,19 @@ async def test_requests_are_counted_by_route_template(service: Service) -> None:
         assert (await service.client.get(f"/projects/{key}")).status_code == 404
     text = await scrape(service)
     assert value(text, REQUESTS, route=ITEM, method="GET", status="404") == 2
+
+
+def test_route_templates_are_every_route_without_the_openapi_document() -> None:
+    """The table holds the template of every route, those of included routers with
+    their prefixes and those left out of the document too, and is built without
+    generating the OpenAPI document (which would slow every worker's start)."""
+    app = create_app(settings_for("sqlite://"))
+    templates = {template for _, template in RouteTemplates(app).prepare()}
+    assert app.openapi_schema is None
+    assert set(app.openapi()["paths"]) <= templates
+    assert {METRICS_PATH, "/docs", "/ui/{path}"} <= templates
+    assert RouteTemplates(app).of("/ui/app.js") == "/ui/{path}"
+    assert RouteTemplates(app).of("/v1/tests/sessions/s1") == "/v1/tests/sessions/{session_id}"
 
 
 @pytest.mark.anyio

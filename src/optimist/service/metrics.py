@@ -27,12 +27,13 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import fastapi.routing
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
@@ -40,7 +41,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route, compile_path
+from starlette.routing import BaseRoute, Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optimist.errors import ServiceUnavailable
@@ -119,10 +120,11 @@ class Metrics:
 class RouteTemplates:
     """The route templates of an application: what a path's series are labelled by.
 
-    The table holds the templates of the application's own routes and mounts, then every
-    path of its OpenAPI document (the routes of included routers, with their prefixes),
-    in order. It is made once every route is in place: when the application starts
-    (:meth:`prepare`), or at the first request.
+    The table holds the template of every route and mount, those of included routers
+    with their prefixes, in the order the application matches them. It is made once
+    every route is in place: when the application starts (:meth:`prepare`), or at the
+    first request. It is read from the routes, not from the OpenAPI document, whose
+    generation would cost each worker's start a large part of a second.
     """
 
     def __init__(self, app: FastAPI) -> None:
@@ -143,16 +145,27 @@ class RouteTemplates:
         return self._table
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
-        table = [
-            (route.path_regex, route.path_format)
-            for route in self._app.routes
-            if isinstance(route, Route | Mount)
-        ]
-        known = {template for _, template in table}
-        for template in self._app.openapi().get("paths", {}):
-            if template not in known:
+        table = []
+        for route in _every_route(self._app.routes):
+            if isinstance(route, Route | Mount):
+                table.append((route.path_regex, route.path_format))
+            elif isinstance(template := getattr(route, "path_format", None), str):
+                # A route of an included router, as FastAPI matches it: its full path.
                 table.append((compile_path(template)[0], template))
         return table
+
+
+def _every_route(routes: Sequence[BaseRoute]) -> Iterator[object]:
+    """``routes`` with the routes of included routers in their place. FastAPI versions
+    that include a router lazily keep it as one route and list its routes through
+    ``fastapi.routing.iter_route_contexts``; earlier ones copy them in."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:
+        yield from routes
+        return
+    own = {id(route) for route in routes}
+    for context in contexts(routes):
+        yield context.original_route if id(context.original_route) in own else context
 
 
 @dataclass(frozen=True, slots=True)
