@@ -1,6 +1,6 @@
 """No lost update over real HTTP: uvicorn processes, many clients, read-modify-write.
 
-16 clients × 25 increments of one item's counter, each a GET then a PATCH with
+16 clients × 12 increments of one item's counter, each a GET then a PATCH with
 If-Match, retried on 412. Every acknowledged increment must be in the final value:
 on SQLite with one server of two worker processes, and on PostgreSQL with two
 separate servers.
@@ -26,7 +26,7 @@ from tests.support.servers import Server, free_port, serving
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 CLIENTS = 16
-INCREMENTS = 25
+INCREMENTS = 12
 HOT = "/items/1"
 
 

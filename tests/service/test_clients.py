@@ -3,7 +3,7 @@
 Each adapter against an in-memory fake of its API (tests/support/fake_api.py), through
 both clients; then the client against the real service, merges that keep every change:
 in-process (the ASGI app through httpx) for behaviour, ``optimist serve`` processes for
-the race: 16 clients × 25 increments of different members of one project, through
+the race: 16 clients × 12 increments of different members of one project, through
 ``update()``, must all be kept.
 """
 
@@ -29,7 +29,7 @@ from tests.support.service import Service
 pytestmark = pytest.mark.anyio
 
 CLIENTS = 16
-INCREMENTS = 25
+INCREMENTS = 12
 
 
 # -- each adapter against a fake of its API -------------------------------------------------
@@ -190,7 +190,7 @@ def increment(key: str) -> Any:
 async def test_sixteen_clients_increment_their_own_fields_and_keep_every_change(
     database_url: str, tmp_path: Path
 ) -> None:
-    """16 clients × 25 increments of different members through update(): all kept."""
+    """16 clients × 12 increments of different members through update(): all kept."""
     sqlite = make_url(database_url).get_backend_name() == "sqlite"
     url_option = database_url if not sqlite else f"sqlite+aiosqlite:///{tmp_path / 'race.db'}"
     port = free_port()

@@ -3,7 +3,7 @@
 What the URL parameter may say; migrations through the bouncer (several servers that
 start at once take turns on a transaction-level advisory lock, which ends with the
 transaction); ``optimist migrate`` without the parameter, a mistake that names it; and
-the race of tests/service/test_clients.py, 16 clients × 25 increments against
+the race of tests/service/test_clients.py, 16 clients × 12 increments against
 ``optimist serve --workers 2``, through the bouncer: no update lost, no 5xx. The
 service's API tests run through the bouncer too (tests/service/conftest.py).
 """
@@ -133,7 +133,7 @@ def test_without_the_pooler_migrate_says_to_name_it(
 async def test_sixteen_clients_through_pgbouncer_keep_every_change(
     pgbouncer: Bouncer, fresh_database: str, tmp_path: Path
 ) -> None:
-    """test_clients' race, 16 clients × 25 increments, through the bouncer: all kept, no 5xx."""
+    """test_clients' race, 16 clients × 12 increments, through the bouncer: all kept, no 5xx."""
     race = test_clients.test_sixteen_clients_increment_their_own_fields_and_keep_every_change
     await race(pgbouncer.url(fresh_database), tmp_path)
     log = (tmp_path / "serve.log").read_text(errors="replace")
