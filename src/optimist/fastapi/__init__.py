@@ -18,7 +18,8 @@ OpenAPI declarations. It builds on :mod:`optimist.starlette`'s public names.
   :func:`representation_responses`, :func:`required_header` and
   :func:`document_problems`: the problems, precondition headers, ETags, Locations and
   the links from a representation to its conditional writes in ``/openapi.json``;
-  :func:`operations_depending_on`, the operations that solve a given dependency.
+  :func:`operations_depending_on`, the operations that solve a given dependency, and
+  :func:`every_route`, the routes of included routers with their full paths.
 """
 
 from optimist.fastapi.dependencies import conditional
@@ -29,6 +30,7 @@ from optimist.fastapi.openapi import (
     InvalidParameter,
     ProblemDetails,
     document_problems,
+    every_route,
     operations_depending_on,
     problem_responses,
     representation_responses,
@@ -43,6 +45,7 @@ __all__ = [
     "ProblemDetails",
     "conditional",
     "document_problems",
+    "every_route",
     "idempotency",
     "install_idempotency",
     "install_problem_handlers",

@@ -37,6 +37,7 @@ __all__ = [
     "InvalidParameter",
     "ProblemDetails",
     "document_problems",
+    "every_route",
     "operations_depending_on",
     "problem_responses",
     "representation_responses",
@@ -237,19 +238,28 @@ def _document_preconditions(operation: dict[str, Any]) -> None:
     parameters[at:at] = added
 
 
-def _documented_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
-    """The APIRoutes among ``routes`` as FastAPI's OpenAPI sees them.
+def every_route(routes: Sequence[BaseRoute]) -> Iterator[Any]:
+    """``routes`` with the routes of included routers in their place, in the order
+    FastAPI matches them; each of those has its full path as ``path_format``.
 
-    FastAPI versions that include a router lazily keep it as one route and document its
+    FastAPI versions that include a router lazily keep it as one route and list its
     routes through ``fastapi.routing.iter_route_contexts``; earlier ones copy them in.
+    A route of ``routes`` itself comes as it is.
     """
     contexts = getattr(fastapi.routing, "iter_route_contexts", None)
     if contexts is None:
-        yield from (route for route in routes if isinstance(route, APIRoute))
+        yield from routes
         return
+    own = {id(route) for route in routes}
     for context in contexts(routes):
-        if isinstance(context.original_route, APIRoute):
-            yield context
+        yield context.original_route if id(context.original_route) in own else context
+
+
+def _documented_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
+    """The APIRoutes among ``routes`` as FastAPI's OpenAPI sees them (:func:`every_route`)."""
+    for route in every_route(routes):
+        if isinstance(getattr(route, "original_route", route), APIRoute):
+            yield route
 
 
 def _documented_operations(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Dependant]:

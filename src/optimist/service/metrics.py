@@ -27,13 +27,12 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import fastapi.routing
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import choose_encoder
@@ -41,10 +40,11 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, compile_path
+from starlette.routing import Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from optimist.errors import ServiceUnavailable
+from optimist.fastapi import every_route
 from optimist.starlette import NO_STORE, error_response
 
 __all__ = [
@@ -146,26 +146,13 @@ class RouteTemplates:
 
     def _build(self) -> list[tuple[re.Pattern[str], str]]:
         table = []
-        for route in _every_route(self._app.routes):
+        for route in every_route(self._app.routes):
             if isinstance(route, Route | Mount):
                 table.append((route.path_regex, route.path_format))
             elif isinstance(template := getattr(route, "path_format", None), str):
                 # A route of an included router, as FastAPI matches it: its full path.
                 table.append((compile_path(template)[0], template))
         return table
-
-
-def _every_route(routes: Sequence[BaseRoute]) -> Iterator[object]:
-    """``routes`` with the routes of included routers in their place. FastAPI versions
-    that include a router lazily keep it as one route and list its routes through
-    ``fastapi.routing.iter_route_contexts``; earlier ones copy them in."""
-    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    if contexts is None:
-        yield from routes
-        return
-    own = {id(route) for route in routes}
-    for context in contexts(routes):
-        yield context.original_route if id(context.original_route) in own else context
 
 
 @dataclass(frozen=True, slots=True)
