@@ -15,6 +15,7 @@ from optimist.etag import EntityTag
 from optimist.fastapi import (
     conditional,
     document_problems,
+    every_route,
     install_problem_handlers,
     operations_depending_on,
 )
@@ -280,3 +281,25 @@ def test_operations_depending_on_a_dependency_at_any_depth() -> None:
         ("/open", "get"),
     }
     assert operations_depending_on(app, _account) == {("/nested", "put"), ("/open", "get")}
+
+
+def test_every_route_lists_included_routes_with_their_full_paths() -> None:
+    """An included router's routes come in its place, with the prefix in their path;
+    the app's own routes come as they are."""
+    app = FastAPI()
+    router = APIRouter(prefix="/inner")
+
+    @app.get("/first")
+    def first() -> None: ...
+
+    @router.get("/{item}")
+    def inner(item: str) -> None: ...
+
+    app.include_router(router)
+
+    @app.get("/last")
+    def last() -> None: ...
+
+    own = {id(route) for route in app.routes}
+    listed = [(route.path_format, id(route) in own) for route in every_route(app.routes)]
+    assert listed[-3:] == [("/first", True), ("/inner/{item}", False), ("/last", True)]
