@@ -60,28 +60,29 @@ def value(cluster: Cluster, query: str) -> object:
         return None
 
 
-def _processes(parent: int) -> list[int]:
-    """The live processes (zombies excluded) whose parent is ``parent``."""
-    children = []
+def _state(pid: int) -> str | None:
+    """The state letter of process ``pid`` in ``/proc`` (``T``: stopped, ``Z``: a zombie,
+    which has exited), or None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _members(data: Path) -> list[int]:
+    """The live processes (zombies excluded) of the cluster in ``data``: its postmaster
+    and every process it started, since they all work in the data directory."""
+    members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            state, ppid = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-        except OSError:  # gone meanwhile
+            cwd = (entry / "cwd").readlink()
+        except OSError:  # gone meanwhile, or a kernel thread
             continue
-        if int(ppid) == parent and state not in {"Z", "X"}:
-            children.append(int(entry.name))
-    return children
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` is a process that has not exited (a zombie has)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in {"Z", "X"}
+        if cwd == data and _state(int(entry.name)) not in {None, "Z", "X"}:
+            members.append(int(entry.name))
+    return members
 
 
 @dataclass
@@ -106,24 +107,32 @@ class Pair:
     def crash_primary(self) -> None:
         """SIGKILL to the primary's postmaster and all its processes; return once all exited.
 
-        The postmaster is stopped first, so that it starts no process between the listing
-        of its children and their kill. Its ``postmaster.pid`` and shared memory, which a
-        crash leaves behind, are removed: the cluster counts as stopped.
+        The postmaster is stopped first, so that it starts no process while its own are
+        killed: every process working in the cluster's data directory, until none is left
+        (one a backend start left behind included). Its ``postmaster.pid`` and shared
+        memory, which a crash leaves behind, are removed: the cluster counts as stopped.
         """
-        pid_file = self.primary.data / "postmaster.pid"
+        data = self.primary.data.resolve()
+        pid_file = data / "postmaster.pid"
         lines = pid_file.read_text().splitlines()
         postmaster = int(lines[0])
         os.kill(postmaster, signal.SIGSTOP)
-        children = _processes(postmaster)
-        os.kill(postmaster, signal.SIGKILL)
-        for child in children:
-            with suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
+        # A signal is delivered after kill() returns: until the postmaster shows as
+        # stopped, it may still start a backend, which would outlive the kill below.
         wait_until(
-            lambda: not any(_alive(pid) for pid in [postmaster, *children]),
+            lambda: _state(postmaster) in {"T", None},
             timeout=PATIENCE,
-            what="the primary's processes gone",
+            what="the primary's postmaster stopped",
         )
+
+        def gone() -> bool:
+            members = _members(data)
+            for member in members:
+                with suppress(ProcessLookupError):
+                    os.kill(member, signal.SIGKILL)
+            return not members
+
+        wait_until(gone, timeout=PATIENCE, what="the primary's processes gone")
         pid_file.unlink()
         # Line 7 of postmaster.pid: the key and id of the System V shared memory segment.
         segment = lines[6].split()[-1] if len(lines) > 6 and lines[6].split() else None
