@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Select, event, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from optimist.errors import ServiceUnavailable
 from optimist.sqlalchemy import _lane, create_engine, reading
 from optimist.sqlalchemy._direct import INDIRECT, all_rows
 
@@ -179,3 +180,71 @@ async def test_an_overflow_connection_is_closed_by_its_pool_without_an_error(
         assert not caplog.records
     finally:
         await engine.dispose()
+
+
+async def test_statements_waiting_for_an_exhausted_pool_are_handed_connections(
+    database_url: str,
+) -> None:
+    """Twenty statements at once on two connections check out of the pool twice: each
+    waiting one is handed the connection a statement is done with."""
+    engine = create_engine(database_url, pool_size=2, max_overflow=0)
+    try:
+        checkouts = _checkouts(engine)
+        assert await _value(engine, _ONE) == 1  # the pool's lane is made
+        answers = await asyncio.gather(*(_value(engine, _ONE) for _ in range(20)))
+        assert answers == [1] * 20
+        assert len(checkouts) == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiting_statement_gets_the_connection_a_transaction_gives_back(
+    engine: AsyncEngine,
+) -> None:
+    """A statement waiting in the lane is woken by a connection that goes back to the
+    pool, and runs on it."""
+    await _value(engine, _ONE)
+    async with asyncio.timeout(10):
+        async with engine.connect() as taken:
+            await taken.execute(text("SELECT 1"))
+            waiting = asyncio.create_task(_value(engine, _ONE))
+            while not _lane._LANES[engine.sync_engine.pool].waiting:
+                await asyncio.sleep(0)
+        assert await waiting == 1
+
+
+async def test_a_statement_waits_in_the_lane_no_longer_than_the_pool_timeout(
+    database_url: str,
+) -> None:
+    """A statement that waits in the lane past pool_timeout is a 503, as one that waits
+    in the pool's queue is."""
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.1)
+    try:
+        await _value(engine, _ONE)
+        async with engine.connect() as taken:
+            await taken.execute(text("SELECT 1"))
+            with pytest.raises(ServiceUnavailable) as raised:
+                await _value(engine, _ONE)
+        assert raised.value.reason == "no free connection in the pool"
+        assert await _value(engine, _ONE) == 1  # the lane serves again
+    finally:
+        await engine.dispose()
+
+
+async def test_a_waiter_that_gives_up_passes_its_connection_on(engine: AsyncEngine) -> None:
+    """A connection handed to a statement cancelled before it ran goes to the next in
+    line, not lost to the pool."""
+    await _value(engine, _ONE)
+    proxied = _lane.take(engine.sync_engine)
+    assert proxied is not None
+    lane = _lane._LANES[engine.sync_engine.pool]
+    first = asyncio.create_task(_value(engine, _ONE))
+    second = asyncio.create_task(_value(engine, _ONE))
+    while len(lane.waiting) < 2:
+        await asyncio.sleep(0)
+    assert _lane.keep(engine.sync_engine, proxied, proxied.driver_connection)
+    first.cancel()  # handed the connection, cancelled before it ran
+    async with asyncio.timeout(10):
+        assert await second == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first

@@ -438,9 +438,11 @@ async def _run(
     while True:
         proxied = _lane.take(sync)
         if proxied is None:
-            await _lane.behind(sync)
             try:
-                proxied = await engine.raw_connection()
+                proxied = await _lane.wait(sync)
+                if proxied is None:
+                    await _lane.behind(sync)
+                    proxied = await engine.raw_connection()
             except Exception as error:
                 found = failure(error, connecting=True)
                 if found is None:

@@ -24,6 +24,16 @@ longer than one turn. Giving one back to a queue with room for it is bookkeeping
 I/O: outside a transaction the reset on return has nothing to roll back. One the pool
 would close (an overflow connection) is given back in a task.
 
+When every connection of a pool is out (none in its queue, none it may still open),
+a statement that finds its lane empty *waits* in the lane instead of in the pool's
+queue: the next connection a direct statement is done with is handed to the statement
+that has waited longest, a future's result, with no checkin or checkout between. A
+caller waiting for the pool itself still comes first (the connection goes to the
+pool); a connection that goes back to the pool by any other way (a transaction's, one
+a sweep gave back, one discarded) wakes the longest waiter, which then asks the pool.
+So every waiter is woken by whatever frees a connection, and none waits behind one
+that goes to the pool.
+
 What ends the connections of a pool ends its lane: a connection lost to a restart or
 an administrator takes every connection kept along (:func:`drop`), as it takes those
 pooled before it; a pool replaced by ``Engine.dispose`` closes what its lane still
@@ -35,16 +45,18 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine.base import OptionEngine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import Pool, PoolProxiedConnection, QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-__all__ = ["TURNS", "behind", "drop", "keep", "kept", "take"]
+__all__ = ["TURNS", "behind", "drop", "keep", "kept", "take", "wait"]
 
 #: Whole turns of the event loop a connection may sit in a lane before it goes back.
 TURNS: Final = 1
@@ -65,9 +77,14 @@ class _Lane:
     closing: set[asyncio.Task[Any]] = field(default_factory=set)
     #: Connections given back to callers waiting for the pool, maybe not yet taken.
     handed: int = 0
+    #: Statements waiting for a connection of an exhausted pool, longest first: each is
+    #: handed one (or None: ask the pool, which has one back).
+    waiting: deque[asyncio.Future[PoolProxiedConnection | None]] = field(default_factory=deque)
 
 
 _LANES: weakref.WeakKeyDictionary[Pool, _Lane] = weakref.WeakKeyDictionary()
+#: The pools whose checkins wake their lane's waiters.
+_WATCHED: weakref.WeakSet[Pool] = weakref.WeakSet()
 
 
 def take(engine: Engine) -> PoolProxiedConnection | None:
@@ -111,6 +128,50 @@ async def behind(engine: Engine) -> None:
     lane.handed = 0
 
 
+async def wait(engine: Engine) -> PoolProxiedConnection | None:
+    """When every connection of ``engine``'s pool is out and no caller waits for the pool,
+    wait in the lane for one a statement is done with; None at once otherwise, or once a
+    connection went back to the pool: ask the pool then. The wait is bounded by the
+    pool's own timeout, and ends as the pool's does (SQLAlchemy's ``TimeoutError``)."""
+    pool = engine.pool
+    lane = _LANES.get(pool)
+    loop = asyncio.get_running_loop()
+    if lane is None or lane.loop is not loop or not _exhausted(pool) or _contended(pool):
+        return None
+    handed: asyncio.Future[PoolProxiedConnection | None] = loop.create_future()
+    lane.waiting.append(handed)
+    limit = pool.timeout()  # type: ignore[attr-defined]
+    try:
+        async with asyncio.timeout(limit):
+            proxied = await handed
+    except BaseException as error:
+        _pass_on(engine, lane, handed)
+        if isinstance(error, TimeoutError):
+            raise PoolTimeout(
+                f"{type(pool).__name__} limit of size {pool.size()} overflow "  # type: ignore[attr-defined]
+                f"{pool._max_overflow} reached, connection timed out, timeout {limit:.2f}"  # type: ignore[attr-defined]
+            ) from error
+        raise
+    if proxied is not None and _closed(proxied.driver_connection):
+        _discard([proxied])  # ended while handed over; its checkin wakes the next waiter
+        return None
+    return proxied
+
+
+def _pass_on(
+    engine: Engine, lane: _Lane, handed: asyncio.Future[PoolProxiedConnection | None]
+) -> None:
+    """What was handed to a waiter that gave up goes to the next one in line."""
+    if not handed.done():
+        handed.cancel()  # passed over from now on
+    elif not handed.cancelled():
+        proxied = handed.result()
+        if proxied is None:
+            _wake(lane)
+        elif not keep(engine, proxied, proxied.driver_connection):
+            _discard([proxied])
+
+
 def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
     """Keep ``proxied`` (whose driver's connection is ``driver``) for the next statement,
     or give it back at once to a caller waiting for the pool; False if it is closed or in
@@ -130,6 +191,11 @@ def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
         proxied.close()  # the queue is empty, or no one would wait: into it, no I/O
         lane.handed += 1
         return True
+    while lane.waiting:
+        handed = lane.waiting.popleft()
+        if not handed.done():  # not cancelled meanwhile
+            handed.set_result(proxied)
+            return True
     lane.idle.append((proxied, lane.turn))
     if not lane.sweeping:
         lane.sweeping = True
@@ -150,6 +216,7 @@ def drop(engine: Engine) -> None:
     lane = _LANES.get(pool)
     if lane is not None:
         _release(lane, pool)
+        _wake(lane, every=True)
 
 
 def _sweep(pool: Pool) -> None:
@@ -176,10 +243,34 @@ def _sweep(pool: Pool) -> None:
 
 def _watch(engine: Engine) -> None:
     """Close the lanes of ``engine``'s pools when it disposes of them (from ``Engine.dispose``,
-    in SQLAlchemy's greenlet, so that a connection closes gracefully)."""
+    in SQLAlchemy's greenlet, so that a connection closes gracefully), and wake a waiting
+    statement whenever a connection goes back to the pool."""
     root = _root(engine)
     if not event.contains(root, "engine_disposed", _disposed):
         event.listen(root, "engine_disposed", _disposed)
+    pool = engine.pool
+    if pool not in _WATCHED:
+        _WATCHED.add(pool)
+        owner = weakref.ref(pool)
+
+        def checked_in(_driver: Any, _record: Any) -> None:
+            # Just before the connection is in the queue: the waiter asks in a later turn.
+            found = owner()
+            lane = None if found is None else _LANES.get(found)
+            if lane is not None and lane.waiting:
+                _wake(lane)
+
+        event.listen(pool, "checkin", checked_in)
+
+
+def _wake(lane: _Lane, *, every: bool = False) -> None:
+    """Send the longest waiter of ``lane`` (or ``every`` one) to the pool."""
+    while lane.waiting:
+        handed = lane.waiting.popleft()
+        if not handed.done():
+            handed.set_result(None)
+            if not every:
+                return
 
 
 def _root(engine: Engine) -> Engine:
@@ -197,6 +288,7 @@ def _disposed(engine: Engine) -> None:
         held = _emptied(lane)
         if lane.loop is loop:  # another loop's are gone with it
             _discard(held)
+            _wake(lane, every=True)
 
 
 def _release(lane: _Lane, pool: Pool) -> None:
@@ -228,6 +320,14 @@ def _give_back(lane: _Lane, pool: Pool, proxied: PoolProxiedConnection) -> None:
     task = lane.loop.create_task(greenlet_spawn(proxied.close))
     lane.closing.add(task)
     task.add_done_callback(lane.closing.discard)
+
+
+def _exhausted(pool: Pool) -> bool:
+    """Whether every connection ``pool`` may hold is out: none in its queue, and none it
+    may open beside them (a queue pool's overflow reached; an unbounded one never is)."""
+    if not isinstance(pool, QueuePool) or pool._max_overflow < 0:
+        return False
+    return pool.checkedin() == 0 and pool.overflow() >= pool._max_overflow
 
 
 def _contended(pool: Pool) -> bool:
