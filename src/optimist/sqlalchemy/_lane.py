@@ -191,11 +191,10 @@ def keep(engine: Engine, proxied: PoolProxiedConnection, driver: Any) -> bool:
         proxied.close()  # the queue is empty, or no one would wait: into it, no I/O
         lane.handed += 1
         return True
-    while lane.waiting:
-        handed = lane.waiting.popleft()
-        if not handed.done():  # not cancelled meanwhile
-            handed.set_result(proxied)
-            return True
+    handed = _next_waiter(lane)
+    if handed is not None:
+        handed.set_result(proxied)
+        return True
     lane.idle.append((proxied, lane.turn))
     if not lane.sweeping:
         lane.sweeping = True
@@ -265,12 +264,20 @@ def _watch(engine: Engine) -> None:
 
 def _wake(lane: _Lane, *, every: bool = False) -> None:
     """Send the longest waiter of ``lane`` (or ``every`` one) to the pool."""
+    while (handed := _next_waiter(lane)) is not None:
+        handed.set_result(None)
+        if not every:
+            return
+
+
+def _next_waiter(lane: _Lane) -> asyncio.Future[PoolProxiedConnection | None] | None:
+    """The longest waiter of ``lane`` still waiting, out of the line; None if none is
+    (one that gave up meanwhile is done, and dropped)."""
     while lane.waiting:
         handed = lane.waiting.popleft()
         if not handed.done():
-            handed.set_result(None)
-            if not every:
-                return
+            return handed
+    return None
 
 
 def _root(engine: Engine) -> Engine:
