@@ -7,6 +7,8 @@ for an invalid body. Then what only FastAPI has: the OpenAPI document, one claim
 request when an app and a route both depend on the key, and the replay handler.
 """
 
+import gc
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -166,6 +168,24 @@ async def test_app_wide_dependency_claims_once(engine: AsyncEngine, effects: Eff
     assert resent.headers[REPLAYED_HEADER] == "true"
     assert resent.content == first.content
     assert effects.applied == ["echo"]
+
+
+async def test_the_same_arguments_give_the_same_dependency(engine: AsyncEngine) -> None:
+    """idempotency(keys) twice is one dependency, so FastAPI solves it once per request."""
+    keys = keys_for(engine)
+    first = idempotency(keys, required=True)
+    assert idempotency(keys, required=True) is first
+    assert idempotency(keys) is not first
+
+
+async def test_an_idempotency_no_route_uses_is_freed(engine: AsyncEngine) -> None:
+    """The dependencies made for an Idempotency keep it alive only while something uses them."""
+    keys = keys_for(engine)
+    dependency = idempotency(keys)
+    freed = weakref.ref(keys)
+    del keys, dependency
+    gc.collect()
+    assert freed() is None
 
 
 async def test_without_install_a_keyed_write_fails_safe(

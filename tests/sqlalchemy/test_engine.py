@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -243,6 +245,22 @@ async def count_items(engine: AsyncEngine) -> int | None:
     async with engine.connect() as connection:
         count: int | None = await connection.scalar(text("SELECT count(*) FROM items"))
         return count
+
+
+async def test_a_disposed_engine_is_freed_with_what_was_derived_from_it(
+    database_url: str,
+) -> None:
+    """An engine that autocommit() and reading() derived engines from is freed once unused."""
+    engine = create_engine(database_url)
+    async with autocommit(engine) as connection:
+        await connection.execute(text("SELECT 1"))
+    async with reading(engine).connect() as connection:
+        await connection.execute(text("SELECT 1"))
+    await engine.dispose()
+    freed = weakref.ref(engine.sync_engine)
+    del engine, connection
+    gc.collect()
+    assert freed() is None
 
 
 async def test_transaction_on_an_engine_commits(store: Store) -> None:

@@ -55,10 +55,12 @@ __all__ = ["idempotency", "install_idempotency"]
 
 #: Each dependency :func:`idempotency` made, with whether it requires a key.
 _REQUIRED: Final[weakref.WeakKeyDictionary[Callable[..., Any], bool]] = weakref.WeakKeyDictionary()
-#: The dependencies already made for an Idempotency, by the ``required`` asked for.
-_MADE: Final[weakref.WeakKeyDictionary[Idempotency[Any], dict[bool | None, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: The dependencies already made for an Idempotency, by the ``required`` asked for. Held
+#: weakly, by the routes that use them: a dependency refers to its Idempotency, which as
+#: a weak key would otherwise never die, nor the app and database behind it.
+_MADE: Final[
+    weakref.WeakKeyDictionary[Idempotency[Any], weakref.WeakValueDictionary[bool | None, Any]]
+] = weakref.WeakKeyDictionary()
 
 #: Where FastAPI keeps the exit stack it closes when the route returns, before the
 #: response is sent (the stack of dependencies with ``scope="function"``).
@@ -84,8 +86,9 @@ def idempotency(keys: Idempotency[Any], *, required: bool | None = None) -> Any:
     ``required`` overrides ``keys.required`` for the routes using this one. The same
     arguments give the same dependency, so that FastAPI solves it once per request.
     """
-    made = _MADE.setdefault(keys, {})
-    if required not in made:
+    made = _MADE.setdefault(keys, weakref.WeakValueDictionary())
+    dependency = made.get(required)
+    if dependency is None:
 
         async def idempotent_write(request: Request) -> IdempotentWrite[Any]:
             if Replayed not in getattr(request.app, "exception_handlers", {}):
@@ -100,8 +103,8 @@ def idempotency(keys: Idempotency[Any], *, required: bool | None = None) -> Any:
             return await keys.attempt_on(request, enter, required=required)
 
         _REQUIRED[idempotent_write] = keys.required if required is None else required
-        made[required] = Depends(idempotent_write)
-    return made[required]
+        dependency = made[required] = Depends(idempotent_write)
+    return dependency
 
 
 @asynccontextmanager

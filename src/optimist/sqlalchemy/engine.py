@@ -93,13 +93,12 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final, TypeAlias
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, PoolResetState, QueuePool
@@ -177,8 +176,10 @@ _BEGIN_MODES: Final = frozenset({"IMMEDIATE", "DEFERRED", "EXCLUSIVE"})
 # Execution option of the engine behind autocommit() on SQLite: no BEGIN at all.
 _NO_BEGIN: Final = "optimist_sqlite_no_begin"
 _IDLE_SINCE: Final = "optimist_idle_since"  # connection-record info: when it was checked in
-# Engines derived once per engine (execution_options() builds a new one at every call).
-_DERIVED: weakref.WeakKeyDictionary[Engine, dict[str, AsyncEngine]] = weakref.WeakKeyDictionary()
+# Attribute of an engine that holds the engines derived from it once (execution_options()
+# builds a new one at every call). On the engine itself, not in a WeakKeyDictionary: a
+# derived engine refers to its parent, so a weak key would never die, nor the engine.
+_DERIVED: Final = "_optimist_derived"
 
 
 def create_engine(
@@ -245,9 +246,10 @@ def _queued(url: URL, kwargs: dict[str, Any]) -> bool:
 
 def _derived(engine: AsyncEngine, name: str, **options: Any) -> AsyncEngine:
     """``engine.execution_options(**options)``, made once per engine and kept."""
-    made = _DERIVED.get(engine.sync_engine)
+    made: dict[str, AsyncEngine] | None = getattr(engine.sync_engine, _DERIVED, None)
     if made is None:
-        made = _DERIVED[engine.sync_engine] = {}
+        made = {}
+        setattr(engine.sync_engine, _DERIVED, made)
     derived = made.get(name)
     if derived is None:
         derived = made[name] = engine.execution_options(**options)
