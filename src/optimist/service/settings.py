@@ -10,17 +10,15 @@ the readiness probe's patience (:mod:`optimist.service.health`) and how long a w
 waits for SQLite's write lock (the busy timeout) live here, in seconds and connections,
 so that an operator sets them the same two ways as the rest.
 
-A value the service cannot run with raises :class:`InvalidSetting`, which names the
-setting, says what is wrong with the value and what the setting takes, so that the
-command line can say it in the operator's terms (the option, or the variable). The
-database URL is checked and completed by :mod:`optimist.service.database_url`, its
-``?pooler=`` (the mode of a connection pooler such as PgBouncer in front of PostgreSQL,
-docs/scaling.md) here against :data:`POOLERS`, the CORS origins by :func:`parse_origin`,
-the trusted peers (whose identity header fields the admin API believes: the gateway's
-addresses, loopback by default) by :func:`parse_trusted_peers`. In token mode
-(``auth="token"``) identity comes from a bearer token instead: the keys file, audience
-and issuer it is checked against are required here, and the file is read (with
-``optimist.jwt``) when the application is built, or by the command line at start.
+A value the service cannot run with raises :class:`InvalidSetting`
+(:mod:`optimist.service.setting_values`, with the parsers of the CORS origins and the
+trusted peers, whose identity header fields the admin API believes). The database URL
+is checked and completed by :mod:`optimist.service.database_url`, its ``?pooler=`` (the
+mode of a connection pooler such as PgBouncer in front of PostgreSQL, docs/scaling.md)
+here against :data:`POOLERS`. In token mode (``auth="token"``) identity comes from a
+bearer token instead: the keys file, audience and issuer it is checked against are
+required here, and the file is read (with ``optimist.jwt``) when the application is
+built, or by the command line at start.
 The read database URL (a streaming replica of the database, which serves the APIs'
 reads: :mod:`optimist.service.reads`) is checked the same way, and must name PostgreSQL
 as the database URL does: SQLite has no replica.
@@ -34,7 +32,7 @@ import math
 import os
 import re
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +42,14 @@ from urllib.parse import parse_qs, urlsplit
 from optimist.errors import InvalidVectorClock
 from optimist.peers import TrustedPeers
 from optimist.service.database_url import InvalidDatabaseURL, normalized, redacted_url
+from optimist.service.setting_values import (
+    EXPECTED,
+    InvalidSetting,
+    parse_origin,
+    parse_origins,
+    parse_trusted_peers,
+    whole_number,
+)
 from optimist.vclock import VectorClock
 
 __all__ = [
@@ -118,41 +124,7 @@ POOLERS: Final = frozenset({"transaction"})
 
 _SECONDS: Final = "a positive number of seconds"
 _NODE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]+")
-# RFC 6454 §6.1: scheme "://" host [ ":" port ], no path; a host name or an IP literal.
-_LABEL = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"
-_ORIGIN: Final = re.compile(
-    rf"(?P<scheme>[a-z][a-z0-9+.-]*)://(?P<host>{_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\])"
-    r"(?::(?P<port>[0-9]{1,5}))?",
-    re.IGNORECASE,
-)
-_DEFAULT_PORTS: Final = {"http": "80", "https": "443"}
-_ORIGINS_SEPARATOR: Final = re.compile(r"[\s,]+")
-
 N = TypeVar("N", int, float)
-
-
-class InvalidSetting(ValueError):
-    """A value the service cannot run with: which setting, what is wrong, what it takes.
-
-    ``name`` is the setting's (``max_connections``, or ``port`` for a server option);
-    ``problem`` says what is wrong and shows the value unless it may be a secret;
-    ``expected`` is what the setting takes; ``fix``, when given, says what to do
-    instead of "give it ``expected``" (e.g. to install a driver).
-    """
-
-    def __init__(self, name: str, problem: str, expected: str, fix: str | None = None) -> None:
-        super().__init__(f"{name}: {problem}")
-        self.name = name
-        self.problem = problem
-        self.expected = expected
-        self.fix = fix
-
-    @classmethod
-    def of_database_url(
-        cls, error: InvalidDatabaseURL, name: str = "database_url"
-    ) -> InvalidSetting:
-        """The database URL's ``error`` as the setting ``name``'s."""
-        return cls(name, error.problem, error.expected, error.fix)
 
 
 def default_database_url(directory: Path | None = None) -> str:
@@ -185,73 +157,12 @@ def default_node_id() -> str:
     return name or "node"
 
 
-def whole_number(
-    name: str, text: str, *, least: int, most: int | None = None, expected: str
-) -> int:
-    """``text`` as a whole number from ``least`` to ``most``, or InvalidSetting for ``name``."""
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise InvalidSetting(name, f"{text!r} is not a whole number", expected) from None
-    if value < least:
-        raise InvalidSetting(name, f"{value} is less than {least}", expected)
-    if most is not None and value > most:
-        raise InvalidSetting(name, f"{value} is more than {most}", expected)
-    return value
-
-
-def parse_origin(text: str) -> str:
-    """``text`` as an origin (``scheme://host[:port]``, or ``*``), in the form browsers send.
-
-    Scheme and host are lowercased and a default port (80 for http, 443 for https) is
-    dropped, as in the ``Origin`` header field (RFC 6454 §6.2), so that a configured
-    origin compares equal to the one a browser sends. Refuses anything else with
-    InvalidSetting, a path (even ``/``) included.
-    """
-    text = text.strip()
-    if text == "*":
-        return text
-    match = _ORIGIN.fullmatch(text)
-    port = match and match["port"]
-    if match is None or (port is not None and not 0 < int(port) < 65536):
-        hint = " (without a path: no trailing /)" if text.endswith("/") else ""
-        raise InvalidSetting(
-            "cors_origins",
-            f"{text!r} is not an origin{hint}",
-            "origins such as https://app.example.com or http://localhost:5173, or *",
-        )
-    scheme, host = match["scheme"].lower(), match["host"].lower()
-    if port is None or _DEFAULT_PORTS.get(scheme) == port:
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{int(port)}"
-
-
-def parse_origins(texts: Iterable[str]) -> tuple[str, ...]:
-    """The origins of ``texts``, each one or more separated by commas or spaces, deduplicated."""
-    origins = (
-        parse_origin(part)
-        for text in texts
-        for part in _ORIGINS_SEPARATOR.split(text.strip())
-        if part
-    )
-    return tuple(dict.fromkeys(origins))
-
-
-def parse_trusted_peers(text: str) -> TrustedPeers:
-    """``text`` as trusted peers (addresses and CIDR networks separated by commas, or
-    ``*``), or InvalidSetting naming the entry that is neither."""
-    try:
-        return TrustedPeers.parse(text)
-    except ValueError as error:
-        raise InvalidSetting("trusted_peers", str(error), _EXPECTED["trusted_peers"]) from None
-
-
 def _leeway(seconds: float) -> timedelta:
     """``seconds`` of clock skew, or InvalidSetting if negative or not finite."""
     # NaN compares false both ways: refuse whatever is not a finite number from 0.
     if not 0 <= seconds < math.inf:
         raise InvalidSetting(
-            "jwt_leeway", f"{seconds:g} is not {_EXPECTED['jwt_leeway']}", _EXPECTED["jwt_leeway"]
+            "jwt_leeway", f"{seconds:g} is not {EXPECTED['jwt_leeway']}", EXPECTED["jwt_leeway"]
         )
     return timedelta(seconds=seconds)
 
@@ -270,25 +181,10 @@ def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default
     except ValueError:
         what = "whole number" if kind is int else "number"
         raise InvalidSetting(
-            name, f"{text!r} is not a {what}", _EXPECTED.get(name, _SECONDS)
+            name, f"{text!r} is not a {what}", EXPECTED.get(name, _SECONDS)
         ) from None
 
 
-_EXPECTED: Final = {
-    "node_id": "1 to 64 letters, digits and . _ ~ -",
-    "read_database_url": "the URL of a streaming replica of the PostgreSQL database, "
-    "such as postgresql://USER@REPLICA:PORT/NAME",
-    "max_connections": "a whole number of connections, 1 or more",
-    "trusted_peers": "the gateway's addresses or networks separated by commas, such as "
-    "10.0.0.5,192.168.1.0/24, or * for every peer",
-    "auth": "gateway (identity header fields from the trusted peers) or token (a bearer JWT)",
-    "jwt_keys": "the path of a PEM public key or certificate, or of a JWKS document",
-    "jwt_audience": "the audience (aud) the identity provider issues this service's tokens for",
-    "jwt_issuer": "the identity provider's issuer (iss), as its tokens name it",
-    "jwt_leeway": "a number of seconds, 0 or more",
-    "tenant_claim": "the name of a claim, such as tenant or org_id",
-    "role_claim": "the name of a claim, such as role",
-}
 _TOKEN_SETTINGS: Final = ("jwt_keys", "jwt_audience", "jwt_issuer")
 
 
@@ -360,7 +256,7 @@ class Settings:
         try:
             VectorClock({self.node_id: 1})
         except InvalidVectorClock as error:
-            raise InvalidSetting("node_id", error.reason, _EXPECTED["node_id"]) from None
+            raise InvalidSetting("node_id", error.reason, EXPECTED["node_id"]) from None
         for name in ("cursor_max_age", "csrf_max_age"):
             age: timedelta = getattr(self, name)
             if age <= timedelta(0):
@@ -375,7 +271,7 @@ class Settings:
             raise InvalidSetting(
                 "max_connections",
                 f"{self.max_connections} is less than 1",
-                _EXPECTED["max_connections"],
+                EXPECTED["max_connections"],
             )
         object.__setattr__(self, "cors_origins", parse_origins(self.cors_origins))
         self._check_auth()
@@ -383,11 +279,11 @@ class Settings:
     def _check_auth(self) -> None:
         """Refuse an unknown mode, and token mode without what it verifies tokens with."""
         if self.auth not in AUTH_MODES:
-            raise InvalidSetting("auth", f"{self.auth[:40]!r} is not a mode", _EXPECTED["auth"])
+            raise InvalidSetting("auth", f"{self.auth[:40]!r} is not a mode", EXPECTED["auth"])
         _leeway(self.jwt_leeway.total_seconds())
         for name in ("tenant_claim", "role_claim"):
             if not getattr(self, name).strip():
-                raise InvalidSetting(name, "empty", _EXPECTED[name])
+                raise InvalidSetting(name, "empty", EXPECTED[name])
         if self.auth != "token":
             return
         for name in _TOKEN_SETTINGS:
@@ -396,8 +292,8 @@ class Settings:
                 raise InvalidSetting(
                     name,
                     "not set, and token mode needs it",
-                    _EXPECTED[name],
-                    f"give {option} {_EXPECTED[name]}, or set {variable}",
+                    EXPECTED[name],
+                    f"give {option} {EXPECTED[name]}, or set {variable}",
                 )
 
     def _check_read_database_url(self) -> None:
@@ -410,17 +306,17 @@ class Settings:
         except InvalidDatabaseURL as error:
             raise InvalidSetting.of_database_url(error, name) from None
         if not url.startswith("postgresql"):
-            raise InvalidSetting(name, "SQLite has no replica to read from", _EXPECTED[name])
+            raise InvalidSetting(name, "SQLite has no replica to read from", EXPECTED[name])
         if not self.database_url.startswith("postgresql"):
             raise InvalidSetting(
                 name,
                 "a replica needs a PostgreSQL database, and the database URL names SQLite",
-                _EXPECTED[name],
+                EXPECTED[name],
                 "give the database URL the PostgreSQL primary, or leave the read URL unset",
             )
         problem = _pooler_problem(url)
         if problem is not None:
-            raise InvalidSetting(name, problem, _EXPECTED[name])
+            raise InvalidSetting(name, problem, EXPECTED[name])
         object.__setattr__(self, name, url)
 
     def __repr__(self) -> str:
