@@ -3,7 +3,6 @@ operator's mistake said in two lines with exit status 2 and no traceback."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -20,8 +19,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 import optimist
-from optimist.service import server
-from optimist.service.cli import SERVER_ENVIRONMENT, _parser, main
+from optimist.service import command_line, server
+from optimist.service.cli import main
 from optimist.service.runtime import start
 from optimist.service.settings import ENVIRONMENT, Settings
 from tests.support.databases import scratch_database
@@ -39,7 +38,7 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     it sets that were not there before included). Run in a directory of the test's own,
     where the default database would go."""
     saved = dict(os.environ)
-    for name in [*ENVIRONMENT.values(), *SERVER_ENVIRONMENT.values()]:
+    for name in [*ENVIRONMENT.values(), *command_line.SERVER_ENVIRONMENT.values()]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     yield
@@ -559,16 +558,6 @@ def test_help_imports_no_framework() -> None:
     assert done.stdout.startswith("usage: optimist ")
     assert "optimist.service.settings" in imported
     assert not {"fastapi", "starlette", "sqlalchemy", "uvicorn", "alembic"} & imported
-
-
-@pytest.mark.parametrize("command", ["serve", "migrate"])
-def test_every_option_has_help(command: str) -> None:
-    """Every option of ``serve`` and ``migrate`` says what it does."""
-    [commands] = [action for action in _parser()._actions if action.dest == "command"]
-    parser: argparse.ArgumentParser = commands.choices[command]  # type: ignore[index]
-    options = [action for action in parser._actions if action.option_strings]
-    assert "--database-url" in {name for action in options for name in action.option_strings}
-    assert [action.option_strings for action in options if not action.help] == []
 
 
 WARNING = "optimist: warning: serving on"
