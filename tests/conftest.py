@@ -9,7 +9,6 @@ package that needs them.
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Iterator
 
@@ -43,5 +42,6 @@ def _forget_fastapi_callables() -> Iterator[None]:
         if module is None or not (name == "fastapi" or name.startswith("fastapi.")):
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, functools._lru_cache_wrapper):
-                value.cache_clear()
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear):
+                clear()
