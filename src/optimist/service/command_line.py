@@ -19,6 +19,7 @@ from typing import Final, NoReturn
 
 import optimist
 from optimist.service.mistakes import option_of
+from optimist.service.setting_values import whole_number
 from optimist.service.settings import (
     AUTH_MODES,
     DEFAULT_BODY_TIMEOUT,
@@ -28,7 +29,6 @@ from optimist.service.settings import (
     DEFAULT_JWT_LEEWAY,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_READY_TIMEOUT,
-    whole_number,
 )
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "SERVER_ENVIRONMENT", "given", "parser", "server"]

@@ -45,10 +45,8 @@ from optimist.service.database_url import InvalidDatabaseURL, normalized, redact
 from optimist.service.setting_values import (
     EXPECTED,
     InvalidSetting,
-    parse_origin,
     parse_origins,
     parse_trusted_peers,
-    whole_number,
 )
 from optimist.vclock import VectorClock
 
@@ -67,11 +65,7 @@ __all__ = [
     "Settings",
     "default_database_url",
     "default_node_id",
-    "parse_origin",
-    "parse_origins",
-    "parse_trusted_peers",
     "redacted_url",
-    "whole_number",
 ]
 
 #: Option name → environment variable.
